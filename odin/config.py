@@ -1,0 +1,238 @@
+"""Typed config schemas, registered in Hydra's ConfigStore.
+
+Every option file in conf/<group>/ starts its defaults list with the schema of its kind
+(`- /schema/<group>/<kind>@_here_`), so a misspelt key or a wrong type fails at compose
+time with the key's full name. This module is light (dataclasses only) so composing a
+config or printing `--help` never imports torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+# ---- dataset --------------------------------------------------------------------------
+@dataclass
+class DatasetConfig:
+    _target_: str = MISSING
+    name: str = MISSING
+    context: str = ""  # the word after the label in the paper's naive prompt ("pet")
+    root: str | None = None  # where a real dataset lives on disk (None: embedded)
+    template_banks: dict[str, list[str]] = field(default_factory=dict)
+
+
+# ---- prompts --------------------------------------------------------------------------
+@dataclass
+class NaivePromptConfig:
+    _target_: str = "odin.prompts.naive.NaivePrompts"
+    template: str = "a photo of one {label} {context}"
+    context: str = "${dataset.context}"
+    num_prompts: int = 1
+
+
+@dataclass
+class TemplatePromptConfig:
+    _target_: str = "odin.prompts.template.TemplatePrompts"
+    template: str = "a photo of one {label} {context}, {style}, {view}, {setting}"
+    context: str = "${dataset.context}"
+    banks: dict[str, list[str]] = "${dataset.template_banks}"  # type: ignore[assignment]
+    num_prompts: int = 10
+    seed: int = "${seed}"  # type: ignore[assignment]
+
+
+@dataclass
+class LLMPromptConfig:
+    """ChatGPT or any OpenAI-compatible server; the key comes from OPENAI_API_KEY only."""
+
+    _target_: str = "odin.prompts.llm.LLMPrompts"
+    model: str = "gpt-3.5-turbo"
+    query: str = (
+        "Can you recommend {num_prompts} simple prompts for image creation? "
+        "I want to generate photo-realistic {label} images with txt2img model"
+    )
+    followup: str = (  # sent in the same conversation when too few prompts name the label
+        "I could use {kept} of those. Please recommend {missing} more simple prompts, as a numbered list, "
+        'one per line, each naming "{label}" explicitly.'
+    )
+    num_prompts: int = 10
+    temperature: float = 1.0
+    max_tokens: int | None = None
+    seed: int | None = None  # the API's best-effort determinism; None sends none
+    system: str | None = None
+    # runtime only (left out of the store's cache key): where and how patiently we ask
+    base_url: str | None = None  # None: OPENAI_BASE_URL, else api.openai.com
+    concurrency: int = 4  # labels asked at once
+    timeout: float = 60.0  # seconds per request
+    max_retries: int = 5  # HTTP retries with backoff on 429, 5xx, timeouts
+    max_asks: int = 3  # asks per label when too few prompts name it
+
+
+@dataclass
+class CaptionPromptConfig:
+    """BLIP-2 captions of the dataset's real training images, subject word -> label."""
+
+    _target_: str = "odin.prompts.caption.CaptionPrompts"
+    model: str = "Salesforce/blip2-opt-2.7b"  # any transformers image-text-to-text model, or a folder
+    dataset: Any = "${dataset}"
+    subjects: list[str] = field(
+        default_factory=lambda: ["dog", "puppy", "cat", "kitten", "kitty", "animal", "pet", "food", "dish",
+                                 "meal", "object", "thing"]  # fmt: skip
+    )
+    fallback: str = "{label}, {caption}"  # for captions that name no subject word
+    num_prompts: int = 10
+    max_images: int = 30  # training images captioned at most, looking for distinct captions
+    max_new_tokens: int = 30
+    num_beams: int = 1
+    dtype: str = "auto"  # auto (float16 on CUDA, float32 on CPU) | float32 | float16 | bfloat16
+    # runtime only (left out of the store's cache key)
+    device: str = "auto"
+    batch_size: int = 8
+
+
+# ---- text-to-image --------------------------------------------------------------------
+@dataclass
+class GlyphConfig:
+    _target_: str = "odin.generate.glyph.GlyphGenerator"
+    size: int = 64
+    images_per_prompt: int = 18
+    batch_size: int = 64
+
+
+@dataclass
+class DiffusersConfig:
+    """Any diffusers text-to-image pipeline (AutoPipelineForText2Image): SD 1.5, SD 2.1, SDXL, ..."""
+
+    _target_: str = "odin.generate.diffusers_backend.DiffusersGenerator"
+    model: str = MISSING  # hub id (must be in the HF cache offline) or a local pipeline folder
+    steps: int = 50
+    guidance_scale: float = 7.5
+    negative_prompt: str | None = None
+    scheduler: str | None = None  # a diffusers scheduler class name; None keeps the model's own
+    height: int | None = None  # None: the model's native size
+    width: int | None = None
+    images_per_prompt: int = 18
+    safety_checker: bool = True  # keep the model's checker when it ships one
+    safety_retries: int = 3  # a flagged (blacked-out) image is redone with the next seed, this often
+    dtype: str = "auto"  # auto | float32 | float16 | bfloat16 (auto: bf16 or fp16 on CUDA, fp32 else)
+    # runtime only (odin.store.RUNTIME_KEYS): speed and memory, not the images beyond float noise
+    batch_size: int = 6
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    attention: str = "sdpa"  # sdpa | eager | xformers | a diffusers attention backend name
+    compile: bool = False  # torch.compile the denoiser (pays off over many batches)
+    channels_last: bool = False
+
+
+# ---- post-processing ------------------------------------------------------------------
+@dataclass
+class PostConfig:
+    """`none`, `blur` and the scikit-image `random_noise` modes share one schema."""
+
+    _target_: str = "odin.post.PostProcessor"
+    name: str = MISSING
+    mode: str = "none"  # none | blur | a skimage random_noise mode
+    apply_to_test: bool = False  # the paper's Table 2 (right): post-process the test set too
+    kernel_size: int = 5  # blur
+    mean: float = 0.0  # gaussian, speckle
+    var: float = 0.01  # gaussian, speckle; localvar scales it by the pixel's brightness
+    amount: float = 0.05  # salt, pepper, s&p
+    salt_vs_pepper: float = 0.5  # s&p
+
+
+# ---- model and training ---------------------------------------------------------------
+@dataclass
+class ModelConfig:
+    _target_: str = "odin.models.create_model"
+    name: str = MISSING  # a timm model name (timm.list_models)
+    pretrained: bool = False
+    checkpoint_path: str | None = None  # local weights instead of the hub
+    input_size: int = 224
+    kwargs: dict[str, Any] = field(default_factory=dict)  # extra timm.create_model arguments
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 50
+    batch_size: int = 50
+    optimizer: str = "adam"  # adam | adamw | sgd
+    lr: float = 2e-5
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    augment: bool = False  # small random affine jitter of training images
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    num_workers: int = 0
+    eval_every: int = 1
+
+
+# ---- logging --------------------------------------------------------------------------
+@dataclass
+class LoggerConfig:
+    _target_: str = MISSING
+    project: str = "odin"
+    entity: str | None = None
+    mode: str = "offline"  # WANDB_MODE in the environment wins
+    tags: list[str] = field(default_factory=list)
+
+
+# ---- top level ------------------------------------------------------------------------
+@dataclass
+class TaskConfig:
+    name: str = "train"  # train | formulate
+
+
+@dataclass
+class PathsConfig:
+    store: str = "outputs/store"  # content-addressed cache; a shared filesystem on clusters
+    output_dir: str | None = None  # the run dir; Hydra's when run through run.py
+
+
+@dataclass
+class OdinConfig:
+    dataset: Any = MISSING
+    prompt: Any = MISSING
+    diffusion: Any = MISSING
+    post: Any = MISSING
+    model: Any = MISSING
+    train: TrainConfig = MISSING
+    logger: Any = MISSING
+    task: TaskConfig = MISSING
+    paths: PathsConfig = MISSING
+    labels: list[str] | None = None  # a subset of the dataset's classes, or any labels to formulate
+    seed: int = 0
+    name: str = "odin"
+    samples_per_class: int = 8  # in the sample grid
+
+
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "dataset": {"dataset": DatasetConfig},
+    "prompt": {
+        "naive": NaivePromptConfig,
+        "template": TemplatePromptConfig,
+        "llm": LLMPromptConfig,
+        "caption": CaptionPromptConfig,
+    },
+    "diffusion": {"glyph": GlyphConfig, "diffusers": DiffusersConfig},
+    "post": {"post": PostConfig},
+    "model": {"timm": ModelConfig},
+    "train": {"train": TrainConfig},
+    "logger": {"logger": LoggerConfig},
+    "task": {"task": TaskConfig},
+    "paths": {"paths": PathsConfig},
+}
+
+
+def register_schema(group: str, name: str, node: type) -> None:
+    """Later backends add their schema here (at import of odin.config, so keep them light)."""
+    SCHEMAS.setdefault(group, {})[name] = node
+    ConfigStore.instance().store(group=f"schema/{group}", name=name, node=node)
+
+
+def register_configs() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="odin_schema", node=OdinConfig)
+    for group, nodes in SCHEMAS.items():
+        for name, node in nodes.items():
+            cs.store(group=f"schema/{group}", name=name, node=node)

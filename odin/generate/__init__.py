@@ -1,0 +1,29 @@
+"""Text-to-image backends: (label, prompts, seeds) -> images.
+
+A backend is any object built from a `_target_` node with
+  images_per_prompt  how many images each prompt gets
+  check(labels)      fail fast (missing weights, no CUDA, a label it cannot draw)
+  __call__(label, prompts, seeds) -> list[Generated], one per (prompt, seed) pair
+The store hands the backend one unit of work at a time (one label and one prompt, all its
+seeds); the backend cuts it into batches by its own config, never by the shard, so the
+same seed gives the same image however the work is split.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Protocol
+
+from PIL import Image
+
+
+class Generated(NamedTuple):
+    image: Image.Image
+    info: dict[str, Any]  # recorded in metadata.jsonl (e.g. safety-checker retries)
+
+
+class TextToImage(Protocol):
+    images_per_prompt: int
+
+    def check(self, labels: list[str]) -> None: ...
+
+    def __call__(self, label: str, prompts: list[str], seeds: list[int]) -> list[Generated]: ...

@@ -1,0 +1,82 @@
+"""Experiment loggers: W&B (offline unless WANDB_MODE says otherwise) or none.
+
+Whatever the logger, the config it receives has secrets removed: keys that name a secret
+and any value equal to a secret found in the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|credential)", re.IGNORECASE)
+
+
+def scrub(config: Any) -> Any:
+    """A copy of a plain config with secret-looking keys and values of secret env vars removed."""
+    secrets = {v for k, v in os.environ.items() if SECRET_KEY.search(k) and len(v) >= 8}
+
+    def clean(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: ("<redacted>" if SECRET_KEY.search(str(k)) else clean(v)) for k, v in node.items()}
+        if isinstance(node, list):
+            return [clean(v) for v in node]
+        if isinstance(node, str) and any(s in node for s in secrets):
+            return "<redacted>"
+        return node
+
+    return clean(config)
+
+
+class NoLogger:
+    def __init__(self, **_: Any):
+        pass
+
+    def start(self, config: dict, run_dir: Path, name: str) -> None:
+        pass
+
+    def log(self, metrics: dict, step: int | None = None) -> None:
+        pass
+
+    def log_image(self, key: str, path: Path, caption: str = "") -> None:
+        pass
+
+    def log_table(self, key: str, columns: list[str], rows: list[list]) -> None:
+        pass
+
+    def finish(self, summary: dict) -> None:
+        pass
+
+
+class WandbLogger(NoLogger):
+    def __init__(self, project: str = "odin", entity: str | None = None, mode: str = "offline",
+                 tags: list[str] | None = None):
+        self.project, self.entity, self.tags = project, entity, list(tags or [])
+        # WANDB_MODE wins; without either, wandb with a key and no network hangs for ~100 s.
+        self.mode = os.environ.get("WANDB_MODE") or mode
+        self.run = None
+
+    def start(self, config: dict, run_dir: Path, name: str) -> None:
+        import wandb
+
+        self.run = wandb.init(project=self.project, entity=self.entity, mode=self.mode, tags=self.tags,
+                              config=scrub(config), dir=str(run_dir), name=name, reinit="finish_previous")
+
+    def log(self, metrics: dict, step: int | None = None) -> None:
+        self.run.log(metrics, step=step)
+
+    def log_image(self, key: str, path: Path, caption: str = "") -> None:
+        import wandb
+
+        self.run.log({key: wandb.Image(str(path), caption=caption)})
+
+    def log_table(self, key: str, columns: list[str], rows: list[list]) -> None:
+        import wandb
+
+        self.run.log({key: wandb.Table(columns=columns, data=rows)})
+
+    def finish(self, summary: dict) -> None:
+        self.run.summary.update(summary)
+        self.run.finish()

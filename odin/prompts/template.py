@@ -1,0 +1,47 @@
+"""Offline diverse prompts: a template filled with one phrase per bank (style, view, setting...).
+
+The banks come from the dataset config (writing styles for digits, photo settings for pets),
+and prompt i of a label depends on (seed, label, i) alone, so adding prompts keeps the old ones.
+"""
+
+from __future__ import annotations
+
+import string
+
+import numpy as np
+
+from odin.prompts import LabelPrompts, per_label
+from odin.store import derive_seed
+
+
+class TemplatePrompts:
+    def __init__(self, template: str, banks: dict[str, list[str]], context: str = "", num_prompts: int = 10,
+                 seed: int = 0):
+        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f}
+        if "label" not in fields:
+            raise ValueError(f"prompt.template={template!r} must contain {{label}}")
+        missing = sorted(fields - {"label", "context"} - set(banks))
+        if missing:
+            raise ValueError(f"prompt.template uses {missing} but prompt.banks has only {sorted(banks)}: "
+                             "add those banks (dataset.template_banks) or drop them from the template")
+        empty = [name for name in fields & set(banks) if not banks[name]]
+        if empty:
+            raise ValueError(f"prompt.banks {empty} are empty")
+        if num_prompts < 1:
+            raise ValueError(f"prompt.num_prompts={num_prompts} must be at least 1")
+        self.template, self.context, self.num_prompts, self.seed = template, context, num_prompts, seed
+        self.banks = {name: list(banks[name]) for name in fields & set(banks)}
+
+    def check(self, labels: list[str]) -> None:
+        pass
+
+    def prompt(self, label: str, index: int) -> str:
+        rng = np.random.default_rng(derive_seed(self.seed, "template", label, index))
+        picks = {name: phrases[rng.integers(len(phrases))] for name, phrases in sorted(self.banks.items())}
+        text = self.template.format(label=label, context=self.context, **picks)
+        return " ".join(text.replace(" ,", ",").split())
+
+    def __call__(self, labels: list[str]):
+        return per_label(
+            lambda label: LabelPrompts(label, [self.prompt(label, i) for i in range(self.num_prompts)]), labels
+        )

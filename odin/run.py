@@ -1,0 +1,161 @@
+"""The only place that wires the stages: labels -> prompts -> images -> post -> train -> report."""
+
+from __future__ import annotations
+
+import functools
+import time
+from pathlib import Path
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from PIL import Image
+
+from odin.logging import scrub
+from odin.store import Folder, Store, atomic_write_json, config_hash, derive_seed, export
+
+TASKS = ("train", "formulate")
+
+
+def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict:
+    started = time.perf_counter()
+    out = Path(output_dir or cfg.paths.output_dir or "outputs/run").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    check_numbers(cfg)
+    task = cfg.task.name
+    if task not in TASKS:
+        raise ValueError(f"task.name={task!r} is not one of {', '.join(TASKS)} (e.g. task=formulate)")
+
+    # Build every component and let each fail on bad input before any heavy work.
+    dataset = instantiate(cfg.dataset)
+    labels = choose_labels(cfg.labels, dataset.classes, must_be_classes=task == "train", dataset=cfg.dataset.name)
+    prompter, backend, post = instantiate(cfg.prompt), instantiate(cfg.diffusion), instantiate(cfg.post)
+    prompter.check(labels)
+    backend.check(labels)
+    if task == "train":
+        from odin.models import check_model
+
+        check_model(cfg.model.name, cfg.model.pretrained, cfg.model.checkpoint_path)
+    logger = instantiate(cfg.logger)
+    logger.start(plain, out, name=cfg.name)
+
+    store = Store(cfg.paths.store)
+    timing = {}
+    tick = time.perf_counter()
+    prompt_key, prompts = store.prompts(plain["prompt"], prompter, labels)
+    timing["prompts_s"] = time.perf_counter() - tick
+    tick = time.perf_counter()
+    images = store.images(plain["diffusion"], backend, prompt_key, prompts, cfg.seed,
+                          generator_name=generator_name(plain["diffusion"]))
+    timing["generate_s"] = time.perf_counter() - tick
+    tick = time.perf_counter()
+    train_images = images if post.is_identity else store.post(plain["post"], post, images)
+    timing["post_s"] = time.perf_counter() - tick
+
+    metrics = {
+        "task": task, "labels": labels, "store": str(store.root),
+        "images": {"folder": str(images.path), "made": images.made, "reused": images.reused},
+        "post": {"name": cfg.post.name, "folder": str(train_images.path),
+                 "made": 0 if post.is_identity else train_images.made,
+                 "reused": 0 if post.is_identity else train_images.reused},
+        "prompts": {label: lp.prompts for label, lp in prompts.items()},
+    }
+    print(f"images: {images.made} generated, {images.reused} reused from the store; "
+          f"post '{cfg.post.name}': {metrics['post']['made']} applied, {metrics['post']['reused']} reused")
+    grid = _samples(train_images, labels, cfg, out)
+    logger.log_image("samples", grid, caption=f"{cfg.diffusion._target_.rsplit('.', 1)[-1]}, post={cfg.post.name}")
+    logger.log_table("prompts", ["label", "index", "prompt"],
+                     [[label, i, p] for label, lp in prompts.items() for i, p in enumerate(lp.prompts)])
+
+    if task == "formulate":
+        path = export(train_images, labels, out / "dataset")
+        metrics["dataset"] = str(path)
+        print(f"dataset: {path}")
+    else:
+        result, sizes = _train(cfg, plain, dataset, labels, train_images, post, store, logger)
+        metrics.update(result.to_dict(), **sizes)
+        from odin.report import training_curves
+
+        logger.log_image("curves", training_curves(result.history, out / "curves.png"))
+        print(f"top-1 {result.top1:.2f}%  top-3 {result.top3:.2f}%  (best epoch {result.best_epoch}) on "
+              f"{metrics['test_images']} real {cfg.dataset.name} test images; trained on "
+              f"{metrics['train_images']} generated images only")
+    timing["total_s"] = time.perf_counter() - started
+    metrics["timing"] = timing
+    atomic_write_json(out / "metrics.json", scrub(metrics))
+    logger.log({f"time/{k}": v for k, v in timing.items()})
+    logger.finish({k: metrics[k] for k in ("top1", "top3", "best_epoch") if k in metrics}
+                  | {"images_made": images.made, "post_made": metrics["post"]["made"]})
+    print(f"run dir: {out}")
+    return metrics
+
+
+def _train(cfg, plain, dataset, labels, train_images: Folder, post, store: Store, logger):
+    from odin.models import normalization
+    from odin.train import ImageItems, train
+
+    items = [(functools.partial(_acquire, dataset, train_images.path / r["file_name"]), labels.index(r["label"]))
+             for r in train_images.rows]
+    test = dataset.test_set(labels)
+    if not test:
+        raise ValueError(f"dataset {cfg.dataset.name} has no test images for labels {labels}")
+    if post.apply_to_test:  # the paper's Table 2 (right): the same degradation on the real images
+        test = [(post.apply(x, derive_seed(cfg.seed, "test", i)), y) for i, (x, y) in enumerate(test)]
+    model = instantiate(cfg.model, num_classes=len(labels), in_chans=dataset.channels)
+    mean, std = normalization(model, cfg.model.pretrained or bool(cfg.model.checkpoint_path))
+    size, channels = cfg.model.input_size, dataset.channels
+    key = config_hash(train_images.key, labels, plain["model"], plain["train"], plain["dataset"], cfg.seed,
+                      cfg.post.apply_to_test)
+    print(f"training {cfg.model.name} on {len(items)} generated images, testing on {len(test)} real ones")
+    result = train(
+        model, ImageItems(items, size, channels, mean, std), ImageItems(test, size, channels, mean, std),
+        cfg.train, store.root / "checkpoints" / key / "last.pt", seed=cfg.seed,
+        on_epoch=lambda row: logger.log(row, step=row["epoch"]),
+    )
+    return result, {"train_images": len(items), "test_images": len(test)}
+
+
+def _acquire(dataset, path: Path):
+    with Image.open(path) as im:
+        return dataset.acquire(im)
+
+
+def _samples(folder: Folder, labels: list[str], cfg, out: Path) -> Path:
+    from odin.report import sample_grid
+
+    return sample_grid(folder.path, folder.rows, labels, cfg.samples_per_class, out / "samples.png",
+                       title=f"{cfg.dataset.name}: prompt={cfg.prompt._target_.rsplit('.', 1)[-1]}, "
+                             f"post={cfg.post.name}")
+
+
+def choose_labels(labels, classes: list[str], must_be_classes: bool, dataset: str) -> list[str]:
+    chosen = list(classes) if labels is None else [str(label) for label in labels]
+    if not chosen:
+        raise ValueError("labels=[] is empty: give at least one, e.g. labels='[three,seven]', "
+                         f"or leave labels unset to use all classes of dataset={dataset}")
+    duplicates = sorted({label for label in chosen if chosen.count(label) > 1})
+    if duplicates:
+        raise ValueError(f"labels has duplicates: {duplicates}")
+    unknown = [label for label in chosen if label not in classes]
+    if must_be_classes and unknown:
+        raise ValueError(f"labels {unknown} are not classes of dataset={dataset}, so there are no real images "
+                         f"to test on; its classes are {list(classes)} (task=formulate takes any label)")
+    return chosen
+
+
+def check_numbers(cfg: DictConfig) -> None:
+    """Counts that must be positive, named by their full key, before anything runs."""
+    checks = {"train.epochs": cfg.train.epochs, "train.batch_size": cfg.train.batch_size,
+              "diffusion.images_per_prompt": cfg.diffusion.get("images_per_prompt", 1),
+              "prompt.num_prompts": cfg.prompt.get("num_prompts", 1), "model.input_size": cfg.model.input_size}
+    for key, value in checks.items():
+        if value < 1:
+            raise ValueError(f"{key}={value} must be at least 1")
+    if cfg.train.lr <= 0:
+        raise ValueError(f"train.lr={cfg.train.lr} must be positive")
+    if cfg.samples_per_class < 0:
+        raise ValueError(f"samples_per_class={cfg.samples_per_class} must be >= 0")
+
+
+def generator_name(diffusion: dict) -> str:
+    return str(diffusion.get("model") or diffusion["_target_"].rsplit(".", 1)[-1])
