@@ -21,7 +21,8 @@ def check_model(name: str, pretrained: bool, checkpoint_path: str | None) -> Non
     if pretrained:
         hub_id = timm.models.get_pretrained_cfg(name).hf_hub_id
         if hub_id:
-            require_weights(hub_id, config_key="model.checkpoint_path", what=f"timm model {name}")
+            require_weights(hub_id, config_key="model.checkpoint_path", what=f"timm model {name}",
+                            local="/path/to/weights.safetensors")
 
 
 def create_model(name: str, num_classes: int, in_chans: int = 3, pretrained: bool = False,

@@ -1,0 +1,100 @@
+"""The whole pipeline end to end, through the real config, store and entry point."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+from PIL import Image
+
+from odin.run import run
+
+SMALL = ["experiment=smoke", "logger=none"]
+
+
+def test_embedded_run_end_to_end(compose, tmp_path):
+    metrics = run(compose(*SMALL), output_dir=tmp_path / "run")
+    out = tmp_path / "run"
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["labels"] == ["zero", "one", "seven"]
+    assert saved["images"]["made"] == 3 * 2 * 4 and saved["train_images"] == 24
+    assert saved["test_images"] == metrics["test_images"] > 500  # the real 0s, 1s and 7s
+    assert 0 <= saved["top1"] <= saved["top3"] <= 100 and saved["best_epoch"] == 1
+    assert Image.open(out / "samples.png").size[0] > 100 and (out / "curves.png").exists()
+    again = run(compose(*SMALL), output_dir=tmp_path / "run2")
+    assert again["images"]["made"] == 0 and again["images"]["reused"] == 24
+    assert again["history"] == metrics["history"]  # the finished training was resumed, not redone
+
+
+def test_formulate_writes_just_the_dataset(compose, tmp_path):
+    from torchvision.datasets import ImageFolder
+
+    metrics = run(compose("task=formulate", "labels=[three,seven]", "prompt.num_prompts=2",
+                          "diffusion.images_per_prompt=3"), output_dir=tmp_path / "run")
+    dataset = Path(metrics["dataset"])
+    assert sorted(ImageFolder(str(dataset)).classes) == ["seven", "three"]
+    rows = [json.loads(line) for line in (dataset / "metadata.jsonl").read_text().splitlines()]
+    assert len(rows) == 12 and {r["label"] for r in rows} == {"three", "seven"}
+    assert all((dataset / r["file_name"]).exists() and r["prompt"] and "seed" in r for r in rows)
+    assert "top1" not in metrics
+
+
+def test_post_to_test_set_switch_changes_the_test_images(compose, tmp_path):
+    plain = run(compose(*SMALL, "post=salt"), output_dir=tmp_path / "a")
+    both = run(compose(*SMALL, "post=salt", "post.apply_to_test=true", "post.amount=0.3"),
+               output_dir=tmp_path / "b")
+    assert plain["post"]["made"] == 24 and both["post"]["made"] == 24  # amount changes the images
+    assert plain["history"] != both["history"]
+
+
+@pytest.mark.parametrize(
+    "overrides, words",
+    [(["labels=[]"], ["labels", "empty"]),
+     (["labels=[beagle]", "task=formulate"], ["beagle", "glyph"]),
+     (["labels=[beagle]"], ["beagle", "classes"]),
+     (["prompt.num_prompts=-2"], ["prompt.num_prompts"]),
+     (["diffusion.images_per_prompt=0"], ["diffusion.images_per_prompt"]),
+     (["train.epochs=0"], ["train.epochs"])],
+)
+def test_bad_input_fails_before_any_work(compose, tmp_path, overrides, words):
+    with pytest.raises(ValueError) as err:
+        run(compose(*SMALL, *overrides), output_dir=tmp_path / "run")
+    assert all(w in str(err.value) for w in words), str(err.value)
+    assert not (tmp_path / "store" / "images").exists()  # nothing was generated
+
+
+def _run_py(*args, cwd):
+    return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_local_sweep_generates_once_and_post_processes_once_each(tmp_path):
+    posts = "none,blur,gaussian,localvar,poisson,salt,pepper,saltpepper,speckle"
+    done = _run_py("-m", f"post={posts}", *SMALL, f"paths.store={tmp_path / 'store'}",
+                   f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    jobs = [json.loads(p.read_text()) for p in sorted((tmp_path / "sweep").glob("*/metrics.json"))]
+    assert len(jobs) == 9
+    made = [j["images"]["made"] for j in jobs]
+    assert sum(made) == 24 and made[0] == 24  # generated once, by the first job; reused by the rest
+    post_made = {j["post"]["name"]: j["post"]["made"] for j in jobs}
+    assert post_made.pop("none") == 0 and set(post_made.values()) == {24}
+    assert len(list((tmp_path / "store" / "post").glob("[!.]*"))) == 8
+
+
+def test_cli_help_and_cfg_do_not_import_torch(tmp_path):
+    done = _run_py("--cfg", "job", "post=salt", "model=resnext", cwd=tmp_path)
+    assert done.returncode == 0 and "resnext101_64x4d" in done.stdout and "mode: salt" in done.stdout
+    probe = subprocess.run(
+        [sys.executable, "-c", "import sys, runpy; sys.argv = ['run.py', '--cfg', 'job']\n"
+         "try:\n    runpy.run_path('run.py', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+         "print('torch' in sys.modules)"],
+        cwd=ROOT, capture_output=True, text=True)
+    assert probe.stdout.strip().splitlines()[-1] == "False", probe.stdout[-500:] + probe.stderr[-2000:]
+
+def test_typo_on_the_command_line_is_one_clear_error(tmp_path):
+    done = _run_py("train.epocs=3", cwd=tmp_path)
+    assert done.returncode != 0 and "train.epocs" in done.stderr
+    assert "Traceback" not in done.stderr
