@@ -163,7 +163,8 @@ class TrainConfig:
     label_smoothing: float = 0.0
     augment: bool = False  # small random affine jitter of training images
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    num_workers: int = 0
+    num_workers: int = 0  # processes that load images; 0: one per CPU core for preloading
+    preload: bool = True  # load (and acquire) every training image once, up front, in parallel
     eval_every: int = 1
 
 

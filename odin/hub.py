@@ -19,7 +19,7 @@ def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
 
 
-def require_weights(model: str, *, config_key: str, what: str = "model") -> str:
+def require_weights(model: str, *, config_key: str, what: str = "model", local: str = "/path/to/local/folder") -> str:
     """Return `model` if it is a local folder or a hub id that can be loaded; raise otherwise.
 
     A hub id is loadable when it is fully in the local cache, or when the hub may be reached
@@ -47,5 +47,5 @@ def require_weights(model: str, *, config_key: str, what: str = "model") -> str:
     raise MissingWeightsError(
         f"{what} '{model}' is not in the local Hugging Face cache ({cache}) and HF_HUB_OFFLINE=1 forbids "
         f"downloading it. Fix: on a machine with internet run `hf download {model}` "
-        f"(with the same HF_HOME), or set {config_key}=/path/to/local/folder."
+        f"(with the same HF_HOME), or set {config_key}={local}."
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import time
 from pathlib import Path
 
@@ -92,10 +93,12 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict:
 
 def _train(cfg, plain, dataset, labels, train_images: Folder, post, store: Store, logger):
     from odin.models import normalization
-    from odin.train import ImageItems, train
+    from odin.train import ImageItems, preload, train
 
-    items = [(functools.partial(_acquire, dataset, train_images.path / r["file_name"]), labels.index(r["label"]))
-             for r in train_images.rows]
+    loaders = [functools.partial(_acquire, dataset, train_images.path / r["file_name"]) for r in train_images.rows]
+    if cfg.train.preload:
+        loaders = preload(loaders, cfg.train.num_workers or os.cpu_count() or 1)
+    items = [(x, labels.index(r["label"])) for x, r in zip(loaders, train_images.rows, strict=True)]
     test = dataset.test_set(labels)
     if not test:
         raise ValueError(f"dataset {cfg.dataset.name} has no test images for labels {labels}")

@@ -34,7 +34,7 @@ from odin.prompts import LabelPrompts
 # Config keys that change speed, not bytes: left out of cache keys so tuning them reuses the cache.
 RUNTIME_KEYS = frozenset(
     {"batch_size", "device", "num_workers", "compile", "channels_last", "attention", "apply_to_test",
-     "images_per_prompt", "concurrency", "timeout", "max_retries", "progress"}
+     "images_per_prompt", "concurrency", "timeout", "max_retries", "progress", "preload"}
 )
 
 
@@ -149,7 +149,8 @@ class Store:
     # ---- images ----------------------------------------------------------------------
     def images(self, cfg: dict, backend, prompt_key: str, prompts: dict[str, LabelPrompts], seed: int,
                generator_name: str = "") -> Folder:
-        folder = Folder(config_hash(cfg, prompt_key, seed), Path())
+        # A backend whose drawing changes for the same config bumps its `cache_version`.
+        folder = Folder(config_hash(cfg, prompt_key, seed, getattr(backend, "cache_version", 0)), Path())
         folder.path = self.root / "images" / folder.key
         n = backend.images_per_prompt
         units = [

@@ -64,6 +64,20 @@ class ImageItems(Dataset):
         return (x - self.mean) / self.std
 
 
+def preload(loaders: Sequence[Callable[[], np.ndarray]], workers: int) -> list[np.ndarray]:
+    """Run every loader once, in `workers` processes: acquiring an image costs far more than a step."""
+    if workers <= 1 or len(loaders) < 512:
+        return [load() for load in progress(loaders, desc="load images")]
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers) as pool:
+        return list(progress(pool.map(_call, loaders, chunksize=256), desc="load images", total=len(loaders)))
+
+
+def _call(load: Callable[[], np.ndarray]) -> np.ndarray:
+    return load()
+
+
 def _per_channel(values, channels: int) -> list[float]:
     values = list(values)
     return values[:channels] if len(values) >= channels else [float(np.mean(values))] * channels
@@ -125,13 +139,14 @@ def train(model, train_set: ImageItems, test_set: ImageItems, cfg, checkpoint: P
         optimizer.load_state_dict(state["optimizer"])
         history = state["history"]
         print(f"resuming from {checkpoint} after epoch {len(history)}")
-    test_loader = DataLoader(test_set, batch_size=max(cfg.batch_size, 256), num_workers=cfg.num_workers)
+    workers = 0 if cfg.preload else cfg.num_workers  # preloaded images are already in this process
+    test_loader = DataLoader(test_set, batch_size=max(cfg.batch_size, 256))
     bar = progress(range(len(history), cfg.epochs), desc="train", initial=len(history), total=cfg.epochs)
     for epoch in bar:
         model.train()
         order = torch.Generator().manual_seed(seed * 1000 + epoch)  # same batches when resumed
         loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, generator=order,
-                            num_workers=cfg.num_workers, drop_last=len(train_set) > cfg.batch_size)
+                            num_workers=workers, drop_last=len(train_set) > cfg.batch_size)
         total_loss = seen = 0.0
         for x, y in progress(loader, desc=f"epoch {epoch + 1}", leave=False):
             if cfg.augment:

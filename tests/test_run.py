@@ -98,3 +98,15 @@ def test_typo_on_the_command_line_is_one_clear_error(tmp_path):
     done = _run_py("train.epocs=3", cwd=tmp_path)
     assert done.returncode != 0 and "train.epocs" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_batch_size_changes_no_image_and_reuses_the_cache(compose, tmp_path):
+    args = ["task=formulate", "labels=[two]", "prompt.num_prompts=2", "diffusion.images_per_prompt=5"]
+    one = run(compose(*args, "diffusion.batch_size=1", store=tmp_path / "a"), output_dir=tmp_path / "one")
+    many = run(compose(*args, "diffusion.batch_size=64", store=tmp_path / "b"), output_dir=tmp_path / "many")
+    files = sorted(p.relative_to(one["dataset"]) for p in Path(one["dataset"]).rglob("*.png"))
+    assert len(files) == 10
+    for name in files:
+        assert (Path(one["dataset"]) / name).read_bytes() == (Path(many["dataset"]) / name).read_bytes()
+    reused = run(compose(*args, "diffusion.batch_size=3", store=tmp_path / "a"), output_dir=tmp_path / "again")
+    assert reused["images"]["made"] == 0 and reused["images"]["folder"] == one["images"]["folder"]

@@ -22,7 +22,7 @@ def _halves(n, seed):
 def _cfg(epochs):
     return OmegaConf.create({"epochs": epochs, "batch_size": 16, "optimizer": "adam", "lr": 3e-3,
                              "weight_decay": 0.0, "label_smoothing": 0.0, "augment": False, "device": "cpu",
-                             "num_workers": 0, "eval_every": 1})
+                             "num_workers": 0, "preload": True, "eval_every": 1})
 
 
 def _run(epochs, checkpoint):

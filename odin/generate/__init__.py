@@ -2,6 +2,7 @@
 
 A backend is any object built from a `_target_` node with
   images_per_prompt  how many images each prompt gets
+  cache_version      (optional) bumped when the same config starts to draw other images
   check(labels)      fail fast (missing weights, no CUDA, a label it cannot draw)
   __call__(label, prompts, seeds) -> list[Generated], one per (prompt, seed) pair
 The store hands the backend one unit of work at a time (one label and one prompt, all its
