@@ -31,7 +31,10 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict:
     dataset = instantiate(cfg.dataset)
     labels = choose_labels(cfg.labels, dataset.classes, must_be_classes=task == "train", dataset=cfg.dataset.name)
     prompter, backend, post = instantiate(cfg.prompt), instantiate(cfg.diffusion), instantiate(cfg.post)
-    prompter.check(labels)
+    store = Store(cfg.paths.store)
+    uncached = store.missing_prompts(plain["prompt"], labels)
+    if uncached:  # a rerun from the store needs no API key
+        prompter.check(uncached)
     backend.check(labels)
     if task == "train":
         from odin.models import check_model
@@ -40,7 +43,6 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict:
     logger = instantiate(cfg.logger)
     logger.start(plain, out, name=cfg.name)
 
-    store = Store(cfg.paths.store)
     timing = {}
     tick = time.perf_counter()
     prompt_key, prompts = store.prompts(plain["prompt"], prompter, labels)

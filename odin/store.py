@@ -34,7 +34,7 @@ from odin.prompts import LabelPrompts
 # Config keys that change speed, not bytes: left out of cache keys so tuning them reuses the cache.
 RUNTIME_KEYS = frozenset(
     {"batch_size", "device", "num_workers", "compile", "channels_last", "attention", "apply_to_test",
-     "images_per_prompt", "concurrency", "timeout", "max_retries", "progress", "preload"}
+     "images_per_prompt", "concurrency", "timeout", "max_retries", "max_asks", "base_url", "progress", "preload"}
 )
 
 
@@ -126,6 +126,11 @@ class Store:
         self.root = Path(root).expanduser().resolve()
 
     # ---- prompts -------------------------------------------------------------------
+    def missing_prompts(self, cfg: dict, labels: list[str]) -> list[str]:
+        """The labels whose prompts are not cached yet (only they need an API key or weights)."""
+        folder = self.root / "prompts" / config_hash(cfg)
+        return [label for label in labels if not (folder / f"{label_slug(label)}.json").exists()]
+
     def prompts(self, cfg: dict, generator, labels: list[str]) -> tuple[str, dict[str, LabelPrompts]]:
         key = config_hash(cfg)
         folder = self.root / "prompts" / key

@@ -1,0 +1,182 @@
+"""LLM prompts: ask a chat model (ChatGPT, or any OpenAI-compatible server) for prompts per label.
+
+The paper asked ChatGPT "Can you recommend 10 simple prompts for image creation? I want to
+generate photo-realistic {class} images with txt2img model". Replies are parsed (odin.prompts.parse);
+a prompt that does not name the label is dropped (the paper saw "helicopter" for "airplanes"), and
+when too few remain we ask again in the same conversation, a bounded number of times.
+
+The key comes from OPENAI_API_KEY only, so it never reaches a config dump, the store or a log.
+HTTP retries with backoff (429, 5xx, timeouts, dropped connections) are the openai client's own,
+which honours the server's Retry-After.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from urllib.parse import urlparse
+
+import openai
+
+from odin.prompts import LabelPrompts
+from odin.prompts.parse import dedup_key, names_label, parse_prompts
+
+log = logging.getLogger(__name__)
+
+PAPER_QUERY = (
+    "Can you recommend {num_prompts} simple prompts for image creation? "
+    "I want to generate photo-realistic {label} images with txt2img model"
+)
+FOLLOWUP = (
+    "I could use {kept} of those. Please recommend {missing} more simple prompts, as a numbered list, "
+    'one per line, each naming "{label}" explicitly.'
+)
+OPENAI_URL = "https://api.openai.com/v1"
+# Settings that change how, not what, we ask: the store leaves them out of the cache key.
+RUNTIME_KEYS = ("base_url", "concurrency", "timeout", "max_retries", "max_asks")
+# Errors every label would hit alike (bad key, unknown model, server down): stop at the first.
+FATAL = (
+    openai.AuthenticationError,
+    openai.PermissionDeniedError,
+    openai.NotFoundError,
+    openai.BadRequestError,
+    openai.UnprocessableEntityError,
+)
+
+
+class PromptError(RuntimeError):
+    pass
+
+
+class LLMPrompts:
+    runtime_keys = RUNTIME_KEYS
+
+    def __init__(
+        self,
+        model: str = "gpt-3.5-turbo",
+        query: str = PAPER_QUERY,
+        followup: str = FOLLOWUP,
+        num_prompts: int = 10,
+        temperature: float = 1.0,
+        max_tokens: int | None = None,
+        seed: int | None = None,
+        system: str | None = None,
+        base_url: str | None = None,
+        concurrency: int = 4,
+        timeout: float = 60.0,
+        max_retries: int = 5,
+        max_asks: int = 3,
+    ):
+        if "{label}" not in query:
+            raise ValueError(f"prompt.query={query!r} must contain {{label}}")
+        for name, template in (("query", query), ("followup", followup)):
+            try:
+                template.format(label="x", num_prompts=1, kept=0, missing=1)
+            except (KeyError, IndexError, ValueError) as e:
+                raise ValueError(
+                    f"prompt.{name}: bad placeholder {e}; use {{label}}, {{num_prompts}} "
+                    "(and in followup {kept}, {missing})"
+                ) from None
+        if num_prompts < 1 or concurrency < 1 or max_asks < 1 or max_retries < 0:
+            raise ValueError("prompt.num_prompts, .concurrency and .max_asks must be >= 1, .max_retries >= 0")
+        self.model, self.query, self.followup, self.num_prompts = model, query, followup, num_prompts
+        self.temperature, self.max_tokens, self.seed, self.system = temperature, max_tokens, seed, system
+        self.base_url, self.concurrency, self.timeout = base_url, concurrency, timeout
+        self.max_retries, self.max_asks = max_retries, max_asks
+
+    def url(self) -> str:
+        return self.base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL
+
+    def check(self, labels: list[str]) -> None:
+        # Only OpenAI's own endpoint surely needs a key; a local vLLM/Ollama server usually takes none,
+        # and one that wants a key answers 401, which we report as the same one-line fix.
+        if not os.environ.get("OPENAI_API_KEY") and urlparse(self.url()).hostname == "api.openai.com":
+            raise PromptError(
+                f"prompt.model={self.model} at {self.url()} needs an API key: export OPENAI_API_KEY=... "
+                "(or point prompt.base_url at an OpenAI-compatible server that takes none)"
+            )
+
+    def __call__(self, labels: list[str]):
+        self.check(labels)
+        client = openai.OpenAI(
+            api_key=os.environ.get("OPENAI_API_KEY") or "none",  # keyless servers still want a string
+            base_url=self.url(),
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+        )
+        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="llm-prompts")
+        failed: dict[str, str] = {}
+        try:
+            futures = {pool.submit(self.ask, client, label): label for label in dict.fromkeys(labels)}
+            for future in as_completed(futures):
+                label = futures[future]
+                try:
+                    yield future.result()
+                except FATAL as e:
+                    raise PromptError(self._explain(e)) from e
+                except openai.RateLimitError as e:
+                    if e.code == "insufficient_quota":  # retrying cannot help, nor can other labels
+                        raise PromptError(f"{self.url()}: out of quota (429): {e.message}") from e
+                    failed[label] = f"rate limited after {self.max_retries} retries: {e.message}"
+                except openai.APIConnectionError as e:
+                    if not isinstance(e, openai.APITimeoutError):
+                        raise PromptError(f"cannot reach {self.url()}: {e}") from e
+                    failed[label] = f"timed out after {self.max_retries} retries ({self.timeout} s each)"
+                except (openai.APIError, PromptError) as e:
+                    failed[label] = str(e)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            client.close()
+        if failed:
+            lines = [f"  {label}: {why}" for label, why in list(failed.items())[:10]]
+            more = [f"  ... and {len(failed) - 10} more"] if len(failed) > 10 else []
+            raise PromptError(
+                f"no prompts for {len(failed)} of {len(futures)} labels (the others are cached):\n"
+                + "\n".join(lines + more)
+            )
+
+    def ask(self, client: openai.OpenAI, label: str) -> LabelPrompts:
+        n = self.num_prompts
+        query = self.query.format(label=label, num_prompts=n)
+        messages = ([{"role": "system", "content": self.system}] if self.system else []) + [
+            {"role": "user", "content": query}
+        ]
+        extra = {k: v for k, v in (("max_tokens", self.max_tokens), ("seed", self.seed)) if v is not None}
+        kept: dict[str, str] = {}  # dedup key -> prompt, in order
+        replies, rejected, served = [], [], None
+        for _ in range(self.max_asks):
+            try:
+                response = client.chat.completions.create(
+                    model=self.model, messages=messages, temperature=self.temperature, **extra
+                )
+            except ValueError as e:  # a body that is not JSON (a proxy's error page): ask again
+                replies.append(f"<unreadable response: {e}>")
+                continue
+            served = getattr(response, "model", None)
+            choices = getattr(response, "choices", None) or []
+            text = (choices[0].message.content if choices else None) or ""
+            replies.append(text)
+            for prompt in parse_prompts(text):
+                if not names_label(prompt, label):
+                    rejected.append(prompt)
+                else:
+                    kept.setdefault(dedup_key(prompt), prompt)
+            if len(kept) >= n:
+                info = {"model": self.model, "served_model": served, "query": query, "replies": replies,
+                        "rejected": rejected, "asks": len(replies)}  # fmt: skip
+                log.info("llm prompts: %s: %d prompts in %d ask(s)", label, n, len(replies))
+                return LabelPrompts(label, list(kept.values())[:n], info)
+            followup = self.followup.format(label=label, num_prompts=n, kept=len(kept), missing=n - len(kept))
+            messages = [*messages, {"role": "assistant", "content": text}, {"role": "user", "content": followup}]
+        raise PromptError(
+            f"{len(kept)} of {n} prompts name the label after {self.max_asks} asks "
+            f"(raise prompt.max_asks or lower prompt.num_prompts); last reply: {replies[-1][:80]!r}"
+        )
+
+    def _explain(self, e: openai.APIStatusError) -> str:
+        if isinstance(e, openai.AuthenticationError):
+            return f"{self.url()} refused the API key (401): export a valid OPENAI_API_KEY=..."
+        if isinstance(e, openai.NotFoundError):
+            return f"{self.url()} has no model '{self.model}' (404): set prompt.model (or prompt.base_url)"
+        return f"{self.url()} refused the request ({e.status_code}): {e.message}"
