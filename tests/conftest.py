@@ -7,6 +7,8 @@ import pytest
 # Before any Hugging Face import: no test may reach a hub (and a miss must fail at once).
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["ODIN_PROGRESS"] = "0"
+# One torch thread: the tests' subprocesses and the shared 2-core machines make more threads spin.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 

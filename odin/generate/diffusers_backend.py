@@ -1,0 +1,258 @@
+"""The real text-to-image backend: any diffusers text-to-image pipeline (SD 1.5, SD 2.1, SDXL, ...).
+
+One pipeline per process: it is loaded on the first call (not in __init__ or check, so composing,
+checking and `--help` stay light) and kept in a module-level slot, so every label of a run, and
+every job of a sweep run in one process, reuses it; a different model replaces it (one in memory).
+
+Each image gets its own CPU torch.Generator seeded with the store's per-image seed: the initial
+noise is then the same on any device and in any batch, so batch size and sharding do not change
+an image beyond float noise.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from odin.generate import Generated
+from odin.hub import MissingWeightsError, require_weights
+
+log = logging.getLogger(__name__)
+
+DTYPES = {
+    "float32": "float32",
+    "fp32": "float32",
+    "float16": "float16",
+    "fp16": "float16",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+}
+BUILTIN_ATTENTION = ("sdpa", "eager", "xformers")
+
+_loaded: tuple[tuple, Any] | None = None  # (load settings, pipeline): the one pipeline of this process
+
+
+class DiffusersGenerator:
+    def __init__(
+        self,
+        model: str,
+        steps: int = 50,
+        guidance_scale: float = 7.5,
+        negative_prompt: str | None = None,
+        scheduler: str | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        images_per_prompt: int = 18,
+        safety_checker: bool = True,
+        safety_retries: int = 3,
+        dtype: str = "auto",
+        batch_size: int = 6,
+        device: str = "auto",
+        attention: str = "sdpa",
+        compile: bool = False,
+        channels_last: bool = False,
+    ):
+        if batch_size < 1 or images_per_prompt < 1 or safety_retries < 0:
+            raise ValueError("diffusion.batch_size and images_per_prompt must be >= 1, safety_retries >= 0")
+        if dtype != "auto" and dtype not in DTYPES:
+            raise ValueError(f"diffusion.dtype={dtype}: use auto or one of {sorted(DTYPES)}")
+        self.model = model
+        self.steps = steps
+        self.guidance_scale = guidance_scale
+        self.negative_prompt = negative_prompt
+        self.scheduler = scheduler
+        self.height = height
+        self.width = width
+        self.images_per_prompt = images_per_prompt
+        self.safety_checker = safety_checker
+        self.safety_retries = safety_retries
+        self.dtype = dtype
+        self.batch_size = batch_size
+        self.device = device
+        self.attention = attention
+        self.compile = compile
+        self.channels_last = channels_last
+
+    # ---- fail fast -------------------------------------------------------------------
+    def check(self, labels: list[str]) -> None:
+        """Weights, then CUDA, then names: each in about a second, before any model is loaded."""
+        path = require_weights(self.model, config_key="diffusion.model", what="diffusion pipeline")
+        if Path(path).is_dir() and not (Path(path) / "model_index.json").exists():
+            raise MissingWeightsError(
+                f"diffusion.model={self.model} has no model_index.json, so it is not a diffusers "
+                "pipeline folder. Point it at the folder `save_pretrained` or `hf "
+                "download <id>` wrote (the one holding model_index.json, unet/, vae/, ...)."
+            )
+        if self.device.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise RuntimeError(
+                    f"diffusion.device={self.device} but torch sees no CUDA device (torch "
+                    f"{torch.__version__}, built for CUDA {torch.version.cuda}). Run on a GPU node, "
+                    "check CUDA_VISIBLE_DEVICES and the driver, or set diffusion.device=auto."
+                )
+            index = int(self.device.split(":")[1]) if ":" in self.device else 0
+            if index >= torch.cuda.device_count():
+                raise RuntimeError(f"diffusion.device={self.device}: only {torch.cuda.device_count()} CUDA devices")
+        if self.scheduler is not None:
+            import diffusers
+
+            cls = getattr(diffusers, self.scheduler, None)
+            if not (isinstance(cls, type) and issubclass(cls, diffusers.SchedulerMixin)):
+                raise ValueError(
+                    f"diffusion.scheduler={self.scheduler} is not a diffusers scheduler class "
+                    "(e.g. DPMSolverMultistepScheduler, EulerDiscreteScheduler, DDIMScheduler); "
+                    "null keeps the model's own."
+                )
+        if self.attention not in BUILTIN_ATTENTION:
+            from diffusers.models.attention_dispatch import AttentionBackendName
+
+            names = [b.value for b in AttentionBackendName if not b.value.startswith("_")]
+            if self.attention not in {b.value for b in AttentionBackendName}:
+                raise ValueError(f"diffusion.attention={self.attention}: use one of {[*BUILTIN_ATTENTION, *names]}")
+
+    # ---- generate ----------------------------------------------------------------------
+    def __call__(self, label: str, prompts: list[str], seeds: list[int]) -> list[Generated]:
+        if len(prompts) != len(seeds):
+            raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
+        pipe = self.pipeline()
+        out: list[Generated] = []
+        for start in range(0, len(prompts), self.batch_size):
+            batch = slice(start, start + self.batch_size)
+            out += self._batch(pipe, label, prompts[batch], seeds[batch])
+        return out
+
+    def _batch(self, pipe, label: str, prompts: list[str], seeds: list[int]) -> list[Generated]:
+        images, flagged = self._generate(pipe, prompts, seeds)
+        tries = [0] * len(prompts)
+        # The safety checker blacks out what it flags: redo those with the next seed (bounded),
+        # so a black square never becomes training data and metadata.jsonl says what happened.
+        for attempt in range(1, self.safety_retries + 2):
+            todo = [i for i, bad in enumerate(flagged) if bad]
+            if not todo:
+                break
+            if attempt > self.safety_retries:
+                i = todo[0]
+                raise RuntimeError(
+                    f"the safety checker blacked out label '{label}', prompt '{prompts[i]}' at seeds "
+                    f"{seeds[i]}..{seeds[i] + self.safety_retries}. Change the prompt, raise "
+                    "diffusion.safety_retries, or set diffusion.safety_checker=false."
+                )
+            redo, redo_flags = self._generate(pipe, [prompts[i] for i in todo], [seeds[i] + attempt for i in todo])
+            for i, image, bad in zip(todo, redo, redo_flags, strict=True):
+                images[i], flagged[i], tries[i] = image, bad, attempt
+        if any(tries):
+            log.warning("label '%s': safety checker retries per image %s", label, tries)
+        return [
+            Generated(image, {"seed_used": seed + n, "safety_retries": n})
+            for image, seed, n in zip(images, seeds, tries, strict=True)
+        ]
+
+    def _generate(self, pipe, prompts: list[str], seeds: list[int]) -> tuple[list[Image.Image], list[bool]]:
+        import torch
+
+        kwargs: dict[str, Any] = {}
+        if len(set(prompts)) == 1:  # the store's unit: encode the one prompt once, not once per image
+            prompt, kwargs["num_images_per_prompt"] = prompts[0], len(prompts)
+            negative = self.negative_prompt
+        else:
+            prompt, negative = prompts, self.negative_prompt and [self.negative_prompt] * len(prompts)
+        if negative:
+            kwargs["negative_prompt"] = negative
+        result = pipe(
+            prompt=prompt,
+            num_inference_steps=self.steps,
+            guidance_scale=self.guidance_scale,
+            height=self.height,
+            width=self.width,
+            generator=[torch.Generator("cpu").manual_seed(s) for s in seeds],
+            output_type="pil",
+            **kwargs,
+        )
+        flags = getattr(result, "nsfw_content_detected", None) or [False] * len(prompts)
+        return list(result.images), [bool(f) for f in flags]
+
+    # ---- load once -------------------------------------------------------------------
+    def _settings(self) -> tuple:
+        import torch
+
+        device = self.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+        dtype = DTYPES.get(self.dtype)
+        if dtype is None:  # auto: half precision where the hardware is built for it
+            if device.startswith("cuda"):
+                dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+            else:
+                dtype = "float32"
+        return (
+            self.model,
+            device,
+            dtype,
+            self.scheduler,
+            self.safety_checker,
+            self.attention,
+            self.compile,
+            self.channels_last,
+        )
+
+    def pipeline(self):
+        """The process's pipeline for these settings, loaded on first use."""
+        import torch
+
+        global _loaded
+        settings = self._settings()
+        if _loaded is not None and _loaded[0] == settings:
+            return _loaded[1]
+        if _loaded is not None:  # drop the old pipeline before loading a new one: one in memory at a time
+            _loaded = None
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        self.check([])  # fail clearly, also when called without the store
+        _loaded = (settings, load_pipeline(*settings))
+        return _loaded[1]
+
+
+def load_pipeline(model, device, dtype, scheduler, safety_checker, attention, compile, channels_last):
+    import diffusers
+    import torch
+
+    log.info("loading %s on %s (%s)", model, device, dtype)
+    kwargs = {} if safety_checker else {"safety_checker": None, "requires_safety_checker": False}
+    pipe = diffusers.AutoPipelineForText2Image.from_pretrained(model, torch_dtype=getattr(torch, dtype), **kwargs)
+    if scheduler is not None:
+        pipe.scheduler = getattr(diffusers, scheduler).from_config(pipe.scheduler.config)
+    pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)  # the store shows progress per unit
+    models = [m for m in pipe.components.values() if isinstance(m, diffusers.ModelMixin)]
+    if attention == "eager":  # plain matmul-softmax attention: a reference for debugging SDPA
+        from diffusers.models.attention_processor import AttnProcessor
+
+        for m in models:
+            if hasattr(m, "set_attn_processor"):
+                m.set_attn_processor(AttnProcessor())
+    elif attention == "xformers":
+        pipe.enable_xformers_memory_efficient_attention()
+    elif attention != "sdpa":  # sdpa is what diffusers uses by default on torch 2
+        for m in models:
+            m.set_attention_backend(attention)
+        # Older attention processors (SD's UNet) ignore the dispatcher: say so rather than run sdpa.
+        if not any(getattr(p, "_attention_backend", None) for m in models for p in _processors(m)):
+            raise ValueError(f"diffusion.attention={attention} is not supported by {model}; use sdpa or xformers")
+    denoiser = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
+    if channels_last:
+        for m in models:
+            m.to(memory_format=torch.channels_last)
+    if compile and denoiser is not None:
+        denoiser.compile()  # in place, so pipe.unet keeps its type and config
+    return pipe
+
+
+def _processors(model) -> list:
+    return list(model.attn_processors.values()) if hasattr(model, "attn_processors") else []
