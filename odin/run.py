@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from hydra.utils import instantiate
@@ -43,17 +44,14 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict:
     logger = instantiate(cfg.logger)
     logger.start(plain, out, name=cfg.name)
 
-    timing = {}
-    tick = time.perf_counter()
-    prompt_key, prompts = store.prompts(plain["prompt"], prompter, labels)
-    timing["prompts_s"] = time.perf_counter() - tick
-    tick = time.perf_counter()
-    images = store.images(plain["diffusion"], backend, prompt_key, prompts, cfg.seed,
-                          generator_name=generator_name(plain["diffusion"]))
-    timing["generate_s"] = time.perf_counter() - tick
-    tick = time.perf_counter()
-    train_images = images if post.is_identity else store.post(plain["post"], post, images)
-    timing["post_s"] = time.perf_counter() - tick
+    timing: dict[str, float] = {}
+    with timed(timing, "prompts_s"):
+        prompt_key, prompts = store.prompts(plain["prompt"], prompter, labels)
+    with timed(timing, "generate_s"):
+        images = store.images(plain["diffusion"], backend, prompt_key, prompts, cfg.seed,
+                              generator_name=generator_name(plain["diffusion"]))
+    with timed(timing, "post_s"):
+        train_images = images if post.is_identity else store.post(plain["post"], post, images)
 
     metrics = {
         "task": task, "labels": labels, "store": str(store.root),
@@ -91,6 +89,13 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict:
                   | {"images_made": images.made, "post_made": metrics["post"]["made"]})
     print(f"run dir: {out}")
     return metrics
+
+
+@contextmanager
+def timed(timing: dict[str, float], key: str):
+    started = time.perf_counter()
+    yield
+    timing[key] = time.perf_counter() - started
 
 
 def _train(cfg, plain, dataset, labels, train_images: Folder, post, store: Store, logger):
