@@ -198,13 +198,13 @@ class Store:
     def _fill(self, folder: Folder, units: list[Unit], make, config: dict, what: str) -> None:
         """Make every unit that is not done yet, claiming each so concurrent jobs never both make it."""
         atomic_write_json(folder.path / "config.json", config)
-        todo = [u for u in units if not self._marker(folder, u).exists()]
+        todo = [u for u in units if not self._done(folder, u)]
         for unit in progress(todo, desc=f"{what} ({len(units) - len(todo)}/{len(units)} prompts cached)"):
             marker = self._marker(folder, unit)
             lock = _state(folder) / "locks" / unit.slug / f"{unit.name}.lock"
             lock.parent.mkdir(parents=True, exist_ok=True)
             with FileLock(lock):
-                if marker.exists():  # another job made it while we waited
+                if self._done(folder, unit):  # another job made it while we waited
                     continue
                 for stale in (folder.path / unit.slug).glob(f".{unit.name}_i*.tmp"):
                     stale.unlink()  # left by a job killed mid-write; we hold the unit's claim now
@@ -216,10 +216,15 @@ class Store:
                                  "image_index": i, **info})
                 atomic_write_bytes(marker, "".join(json.dumps(r) + "\n" for r in rows).encode())
                 folder.made += len(rows)
-        for unit in units:
-            folder.rows.extend(read_jsonl(self._marker(folder, unit)))
+        for unit in units:  # a unit made with more images per prompt serves fewer: the seeds are a prefix
+            folder.rows.extend(read_jsonl(self._marker(folder, unit))[: len(unit.seeds)])
         folder.reused = len(folder.rows) - folder.made
         self._write_index(folder)
+
+    def _done(self, folder: Folder, unit: Unit) -> bool:
+        """Made, with at least as many images as asked (asking for more images per prompt remakes it)."""
+        marker = self._marker(folder, unit)
+        return marker.exists() and len(read_jsonl(marker)) >= len(unit.seeds)
 
     @staticmethod
     def _marker(folder: Folder, unit: Unit) -> Path:

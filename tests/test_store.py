@@ -135,3 +135,14 @@ def test_concurrent_jobs_never_make_the_same_unit_twice(tmp_path):
     made = [int(job.communicate(timeout=60)[0].split("MADE")[1]) for job in jobs]
     assert sum(made) == 60
     assert len(list(tmp_path.glob("images/*/*/*.png"))) == 60
+
+
+def test_more_images_per_prompt_extends_fewer_reuses_a_prefix(tmp_path):
+    store = Store(tmp_path)
+    three = store.images({}, SeedSquares(images_per_prompt=3), "pk", PROMPTS, seed=0)
+    five = store.images({}, SeedSquares(images_per_prompt=5), "pk", PROMPTS, seed=0)
+    assert five.path == three.path and five.made == 20 and len(five.rows) == 20
+    two = store.images({}, SeedSquares(images_per_prompt=2), "pk", PROMPTS, seed=0)
+    assert two.made == 0 and len(two.rows) == 8 and {r["image_index"] for r in two.rows} == {0, 1}
+    for row in three.rows:  # the same seeds drew the same first images
+        assert row["seed"] in {r["seed"] for r in five.rows}
