@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--posts", default=POSTS)
     parser.add_argument("--extra", nargs="*", default=[], help="overrides for every run")
     parser.add_argument("--sweep-only", action="store_true", help="skip the default and naive runs")
+    parser.add_argument("--no-sweep", action="store_true", help="skip the post sweep")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="odin-bench-"))
     store = Path(args.store or work / "store")
@@ -49,7 +50,8 @@ def main() -> None:
 
     if not args.sweep_only:
         compare(single)
-    sweep(args, work, [*args.extra])
+    if not args.no_sweep:
+        sweep(args, work, [*args.extra])
 
 
 def compare(single) -> None:

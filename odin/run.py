@@ -111,6 +111,9 @@ def _train(cfg, plain, dataset, labels, train_images: Folder, post, store: Store
         raise ValueError(f"dataset {cfg.dataset.name} has no test images for labels {labels}")
     if post.apply_to_test:  # the paper's Table 2 (right): the same degradation on the real images
         test = [(post.apply(x, derive_seed(cfg.seed, "test", i)), y) for i, (x, y) in enumerate(test)]
+    import torch
+
+    torch.manual_seed(cfg.seed)  # the same initial weights every time: runs differ only where configs do
     model = instantiate(cfg.model, num_classes=len(labels), in_chans=dataset.channels)
     mean, std = normalization(model, cfg.model.pretrained or bool(cfg.model.checkpoint_path))
     size, channels = cfg.model.input_size, dataset.channels
