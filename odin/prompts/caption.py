@@ -19,7 +19,6 @@ from odin.prompts.parse import dedup_key
 
 log = logging.getLogger(__name__)
 
-RUNTIME_KEYS = ("device", "batch_size")
 
 
 def replace_subject(caption: str, label: str, subjects: list[str], fallback: str = "{label}, {caption}") -> str:
@@ -48,7 +47,7 @@ def _article(a: str, label: str) -> str:
 
 
 class CaptionPrompts:
-    runtime_keys = RUNTIME_KEYS
+    # device and batch_size change speed, not captions: odin.store.RUNTIME_KEYS leaves them out of the key.
 
     def __init__(
         self,

@@ -33,8 +33,9 @@ FOLLOWUP = (
     'one per line, each naming "{label}" explicitly.'
 )
 OPENAI_URL = "https://api.openai.com/v1"
-# Settings that change how, not what, we ask: the store leaves them out of the cache key.
-RUNTIME_KEYS = ("base_url", "concurrency", "timeout", "max_retries", "max_asks")
+# base_url, concurrency, timeout, max_retries and max_asks change how, not what, we ask:
+# odin.store.RUNTIME_KEYS leaves them out of the cache key.
+
 # Errors every label would hit alike (bad key, unknown model, server down): stop at the first.
 FATAL = (
     openai.AuthenticationError,
@@ -50,8 +51,6 @@ class PromptError(RuntimeError):
 
 
 class LLMPrompts:
-    runtime_keys = RUNTIME_KEYS
-
     def __init__(
         self,
         model: str = "gpt-3.5-turbo",
