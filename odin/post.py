@@ -10,22 +10,31 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image
-from skimage.filters import gaussian
+from scipy.ndimage import correlate1d
 from skimage.util import random_noise
 
+from odin.errors import ConfigError
+
+LOCAL_VARS = ("constant", "brightness")
+# OpenCV's kernels for sigma <= 0 and sizes 1, 3, 5, 7 (imgproc/src/smooth.dispatch.cpp: small_gaussian_tab)
+SMALL_GAUSSIAN = {1: [1.0], 3: [0.25, 0.5, 0.25], 5: [1 / 16, 4 / 16, 6 / 16, 4 / 16, 1 / 16],
+                  7: [2 / 64, 7 / 64, 14 / 64, 18 / 64, 14 / 64, 7 / 64, 2 / 64]}
 NOISE_MODES = ("gaussian", "localvar", "poisson", "salt", "pepper", "s&p", "speckle")
 MODES = ("none", "blur", *NOISE_MODES)
 
 
 class PostProcessor:
     def __init__(self, name: str, mode: str = "none", apply_to_test: bool = False, kernel_size: int = 5,
-                 mean: float = 0.0, var: float = 0.01, amount: float = 0.05, salt_vs_pepper: float = 0.5):
+                 mean: float = 0.0, var: float = 0.01, amount: float = 0.05, salt_vs_pepper: float = 0.5,
+                 local_vars: str = "constant"):
         if mode not in MODES:
-            raise ValueError(f"post.mode={mode!r} is not one of {', '.join(MODES)}")
+            raise ConfigError(f"post.mode={mode!r} is not one of {', '.join(MODES)}")
         if kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"post.kernel_size={kernel_size} must be a positive odd number")
+            raise ConfigError(f"post.kernel_size={kernel_size} must be a positive odd number")
         if var < 0 or not 0 <= amount <= 1 or not 0 <= salt_vs_pepper <= 1:
-            raise ValueError("post.var must be >= 0, post.amount and post.salt_vs_pepper within [0, 1]")
+            raise ConfigError("post.var must be >= 0, post.amount and post.salt_vs_pepper within [0, 1]")
+        if local_vars not in LOCAL_VARS:
+            raise ConfigError(f"post.local_vars={local_vars!r} is not one of {', '.join(LOCAL_VARS)}")
         self.name, self.mode, self.apply_to_test = name, mode, apply_to_test
         self.kernel_size = kernel_size
         self.noise_args = {
@@ -35,7 +44,16 @@ class PostProcessor:
             "pepper": {"amount": amount},
             "s&p": {"amount": amount, "salt_vs_pepper": salt_vs_pepper},
         }.get(mode, {})
-        self.var = var
+        self.var, self.local_vars = var, local_vars
+
+    def key_config(self) -> dict:
+        """What changes this processor's pixels: its mode and the parameters that mode reads (odin.keys)."""
+        if self.mode == "blur":
+            return {"mode": "blur", "kernel_size": self.kernel_size}
+        if self.mode == "localvar":
+            return {"mode": "localvar", "local_vars": self.local_vars,
+                    **({"var": self.var} if self.local_vars == "brightness" else {})}
+        return {"mode": self.mode, **self.noise_args}
 
     @property
     def is_identity(self) -> bool:
@@ -49,16 +67,29 @@ class PostProcessor:
         if self.mode == "none":
             return x
         if self.mode == "blur":
-            # kernel_size k <=> sigma as OpenCV picks it for sigma=0, truncated at the kernel's radius
-            sigma = 0.3 * ((self.kernel_size - 1) * 0.5 - 1) + 0.8
-            radius = self.kernel_size // 2
-            return gaussian(x, sigma=sigma, truncate=radius / sigma, channel_axis=-1 if x.ndim == 3 else None,
-                            preserve_range=True)
+            # The paper's "Gaussian blur with a kernel size of 5" names a kernel size, as OpenCV's
+            # GaussianBlur(img, (5, 5), 0) does; this is that call exactly: the same separable kernel
+            # ([1, 4, 6, 4, 1] / 16 for 5) and OpenCV's default border (reflect-101 = scipy's mirror).
+            kernel = opencv_gaussian_kernel(self.kernel_size)
+            return correlate1d(correlate1d(x, kernel, axis=0, mode="mirror"), kernel, axis=1, mode="mirror")
         args = dict(self.noise_args)
-        if self.mode == "localvar":
-            # skimage needs a variance per pixel: brighter pixels get more noise, as in a real sensor
+        if self.mode == "localvar" and self.local_vars == "brightness":
+            # an option: brighter pixels get more noise, as in a real sensor (post.local_vars=brightness)
             args["local_vars"] = self.var * (0.1 + x)
+        # localvar's default is scikit-image's own (local_vars 0.01 everywhere), what the paper's call used
         return random_noise(x, mode=self.mode, rng=seed, clip=True, **args)
+
+
+def opencv_gaussian_kernel(size: int) -> np.ndarray:
+    """cv2.getGaussianKernel(size, 0): OpenCV's fixed table for sizes up to 7, else the sampled
+    Gaussian with sigma = 0.3 * ((size - 1) / 2 - 1) + 0.8, normalised to sum 1 (OpenCV 4; OpenCV 5
+    added a table entry for 9 that differs from the sampled one by up to 0.002)."""
+    if size in SMALL_GAUSSIAN:
+        return np.asarray(SMALL_GAUSSIAN[size], dtype=np.float64)
+    sigma = 0.3 * ((size - 1) * 0.5 - 1) + 0.8
+    offsets = np.arange(size) - (size - 1) / 2
+    kernel = np.exp(-(offsets**2) / (2 * sigma**2))
+    return kernel / kernel.sum()
 
 
 def to_array(image: Image.Image) -> np.ndarray:

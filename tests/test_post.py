@@ -29,13 +29,36 @@ def test_each_mode_is_deterministic_per_seed_and_keeps_range(mode, color):
         assert post(image, 8).tobytes() != a.tobytes()  # the noise comes from the seed
 
 
-def test_blur_has_a_five_pixel_kernel():
+def test_blur_is_opencvs_kernel_size_5():
+    """The paper's blur: OpenCV GaussianBlur(img, (5, 5), 0), whose kernel is [1, 4, 6, 4, 1] / 16."""
     impulse = np.zeros((15, 15), dtype=np.float32)
     impulse[7, 7] = 1.0
     response = PostProcessor("blur", "blur").apply(impulse, 0)
-    rows, cols = np.nonzero(response > 1e-8)
-    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (5, 9, 5, 9)
-    assert response.sum() == pytest.approx(1.0, abs=1e-5)
+    k = np.array([1, 4, 6, 4, 1]) / 16
+    expected = np.zeros((15, 15))
+    expected[5:10, 5:10] = np.outer(k, k)
+    np.testing.assert_allclose(response, expected, atol=1e-7)
+
+
+@pytest.mark.parametrize("size", [1, 3, 5, 7, 11])
+def test_blur_matches_opencv_on_images_and_borders(size):
+    import cv2  # a test dependency (pyproject's [test] extra)
+
+    x = np.random.default_rng(size).random((23, 31, 3)).astype(np.float32)
+    ours = PostProcessor("blur", "blur", kernel_size=size).apply(x, 0)
+    np.testing.assert_allclose(ours, cv2.GaussianBlur(x, (size, size), 0), atol=1e-6)
+    gray = PostProcessor("blur", "blur", kernel_size=size).apply(x[..., 0], 0)
+    np.testing.assert_allclose(gray, cv2.GaussianBlur(x[..., 0], (size, size), 0), atol=1e-6)
+
+
+def test_localvar_defaults_to_scikit_images_own_variance():
+    from skimage.util import random_noise
+
+    x = np.random.default_rng(0).random((20, 20)).astype(np.float32)
+    ours = PostProcessor("localvar", "localvar").apply(x, 5)
+    np.testing.assert_array_equal(ours, random_noise(x, mode="localvar", rng=5, clip=True))
+    bright = PostProcessor("localvar", "localvar", local_vars="brightness", var=0.05).apply(x, 5)
+    assert not np.allclose(bright, ours)  # the brightness-dependent variance stays an option
 
 
 def test_salt_and_pepper_amounts_follow_config():
