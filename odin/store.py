@@ -8,7 +8,9 @@ Layout under the store root (a shared filesystem on clusters):
   images/.state/<key>/locks/               claims on units (released by the OS when the owner dies)
   post/<key>/...                           the same, for post-processed images
 
-A key is the hash of the resolved config that determines the bytes. The unit of work is one
+A key is the hash of the resolved config that determines the bytes: odin/keys.py reduces each
+stage's config (and the component's run-time choices, such as dtype: auto) to exactly those
+inputs. The unit of work is one
 (label, prompt): its images' seeds come from (seed, label, prompt index, image index) alone, so
 shards, order and resumption never change an image. Every file is written to a temp name and
 renamed, so a reader never sees half a file and a killed run resumes where it stopped.
@@ -28,28 +30,11 @@ from typing import Any
 from filelock import FileLock
 from PIL import Image
 
+from odin import keys
+from odin.errors import UserError
+from odin.keys import config_hash
 from odin.progress import progress
 from odin.prompts import LabelPrompts
-
-# Config keys that change speed, not bytes: left out of cache keys so tuning them reuses the cache.
-RUNTIME_KEYS = frozenset(
-    {"batch_size", "device", "num_workers", "compile", "channels_last", "attention", "apply_to_test",
-     "images_per_prompt", "concurrency", "timeout", "max_retries", "max_asks", "base_url", "progress", "preload"}
-)
-
-
-def config_hash(*parts: Any) -> str:
-    """Hash of plain (already resolved) config dicts, runtime keys left out."""
-    text = json.dumps([_drop_runtime(p) for p in parts], sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _drop_runtime(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {k: _drop_runtime(v) for k, v in node.items() if k not in RUNTIME_KEYS}
-    if isinstance(node, list):
-        return [_drop_runtime(v) for v in node]
-    return node
 
 
 def derive_seed(*parts: Any) -> int:
@@ -126,12 +111,13 @@ class Store:
         self.root = Path(root).expanduser().resolve()
 
     # ---- prompts -------------------------------------------------------------------
-    def missing_prompts(self, cfg: dict, labels: list[str]) -> list[str]:
+    def missing_prompts(self, cfg: dict, generator, labels: list[str]) -> list[str]:
         """The labels whose prompts are not cached yet (only they need an API key or weights)."""
-        folder = self.root / "prompts" / config_hash(cfg)
+        folder = self.root / "prompts" / config_hash(keys.prompt_config(cfg, generator))
         return [label for label in labels if not (folder / f"{label_slug(label)}.json").exists()]
 
     def prompts(self, cfg: dict, generator, labels: list[str]) -> tuple[str, dict[str, LabelPrompts]]:
+        cfg = keys.prompt_config(cfg, generator)
         key = config_hash(cfg)
         folder = self.root / "prompts" / key
         path = {label: folder / f"{label_slug(label)}.json" for label in labels}
@@ -142,20 +128,20 @@ class Store:
                 missing = [label for label in labels if not path[label].exists()]
                 for made in generator(missing) if missing else ():
                     if not made.prompts:
-                        raise ValueError(f"prompt generator returned no prompts for label '{made.label}'")
+                        raise UserError(f"prompt generator returned no prompts for label '{made.label}'")
                     atomic_write_json(path[made.label], made.__dict__)
         result = {}
         for label in labels:
             if not path[label].exists():
-                raise RuntimeError(f"prompt generator returned nothing for label '{label}'")
+                raise UserError(f"prompt generator returned nothing for label '{label}'")
             result[label] = LabelPrompts(**json.loads(path[label].read_text()))
         return key, result
 
     # ---- images ----------------------------------------------------------------------
     def images(self, cfg: dict, backend, prompt_key: str, prompts: dict[str, LabelPrompts], seed: int,
                generator_name: str = "") -> Folder:
-        # A backend whose drawing changes for the same config bumps its `cache_version`.
-        folder = Folder(config_hash(cfg, prompt_key, seed, getattr(backend, "cache_version", 0)), Path())
+        cfg = keys.images_config(cfg, backend)
+        folder = Folder(config_hash(cfg, prompt_key, seed), Path())
         folder.path = self.root / "images" / folder.key
         n = backend.images_per_prompt
         units = [
@@ -176,6 +162,7 @@ class Store:
 
     # ---- post-processing ---------------------------------------------------------------
     def post(self, cfg: dict, post: Callable[[Image.Image, int], Image.Image], images: Folder) -> Folder:
+        cfg = keys.post_config(cfg, post)
         folder = Folder(config_hash(cfg, images.key), Path())
         folder.path = self.root / "post" / folder.key
         by_unit: dict[tuple[str, int], list[dict]] = {}

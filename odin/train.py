@@ -1,11 +1,14 @@
 """The trainer: the paper's recipe (Adam, cross-entropy, best top-1/top-3 over epochs).
 
-It checkpoints after every epoch, and a run started again with the same inputs resumes from
-the last finished epoch (or returns at once when all are done).
+It checkpoints after every epoch. The checkpoint's path is the training key (odin/keys.py), so a
+run started again with the same inputs resumes from the last finished epoch, or reads the result
+of a finished run; the Result says which (`status`), so a reused result never looks new.
+`resume=False` trains from scratch and replaces the checkpoint.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -16,17 +19,25 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from odin.errors import ConfigError
 from odin.progress import progress
+
+log = logging.getLogger(__name__)
 
 Item = tuple[Callable[[], np.ndarray] | np.ndarray, int]  # an image (or how to load it) and its class index
 
 
 @dataclass
 class Result:
-    top1: float  # best top-1 over epochs, in %
-    top3: float  # best top-3 over epochs, in %
+    top1: float  # best top-1 over epochs, in % (the paper's protocol)
+    top3: float  # top-3 at the epoch of the best top-1: the pair a table prints together
     best_epoch: int  # the epoch of the best top-1 (1-based)
+    best_top3: float  # the best top-3 of any epoch (maybe another epoch than best_epoch)
+    last_top1: float  # at the last evaluated epoch: no choice made on the test set
+    last_top3: float
     history: list[dict] = field(default_factory=list)
+    status: str = "trained"  # trained | resumed (some epochs from the checkpoint) | cached (all of them)
+    epochs_from_checkpoint: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -87,7 +98,7 @@ def pick_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"train.device={device} but CUDA is not available here; use train.device=auto or cpu")
+        raise ConfigError(f"train.device={device} but CUDA is not available here; use train.device=auto or cpu")
     return torch.device(device)
 
 
@@ -98,7 +109,7 @@ def make_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.o
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay, momentum=0.9)
-    raise ValueError(f"train.optimizer={name!r} is not one of adam, adamw, sgd")
+    raise ConfigError(f"train.optimizer={name!r} is not one of adam, adamw, sgd")
 
 
 @torch.no_grad()
@@ -128,17 +139,24 @@ def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 def train(model, train_set: ImageItems, test_set: ImageItems, cfg, checkpoint: Path, seed: int = 0,
-          on_epoch: Callable[[dict], None] | None = None) -> Result:
+          on_epoch: Callable[[dict], None] | None = None, resume: bool = True) -> Result:
     device = pick_device(cfg.device)
     model.to(device)
     optimizer = make_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.weight_decay)
     history: list[dict] = []
-    if checkpoint.exists():
+    if checkpoint.exists() and resume:
         state = torch.load(checkpoint, map_location=device, weights_only=False)
+        history = state["history"]
+        if len(history) >= cfg.epochs:  # finished before: no schedule depends on epochs, so read it
+            log.info("training already done: epochs 1-%d read from %s (train.resume=false retrains)",
+                     cfg.epochs, checkpoint)
+            return summarize(history[: cfg.epochs], status="cached", from_checkpoint=cfg.epochs)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        history = state["history"]
-        print(f"resuming from {checkpoint} after epoch {len(history)}")
+        log.info("resuming from %s after epoch %d", checkpoint, len(history))
+    elif checkpoint.exists():
+        log.info("train.resume=false: training from scratch, replacing %s", checkpoint)
+    from_checkpoint = len(history)
     workers = 0 if cfg.preload else cfg.num_workers  # preloaded images are already in this process
     test_loader = DataLoader(test_set, batch_size=max(cfg.batch_size, 256))
     bar = progress(range(len(history), cfg.epochs), desc="train", initial=len(history), total=cfg.epochs)
@@ -166,15 +184,16 @@ def train(model, train_set: ImageItems, test_set: ImageItems, cfg, checkpoint: P
         bar.set_postfix({k: round(v, 2) for k, v in row.items() if k != "epoch"})
         if on_epoch:
             on_epoch(row)
-    return summarize(history)
+    return summarize(history, status="resumed" if from_checkpoint else "trained", from_checkpoint=from_checkpoint)
 
 
-def summarize(history: list[dict]) -> Result:
+def summarize(history: list[dict], status: str = "trained", from_checkpoint: int = 0) -> Result:
     scored = [h for h in history if "top1" in h]
     if not scored:
-        return Result(0.0, 0.0, 0, history)
-    best = max(scored, key=lambda h: h["top1"])
-    return Result(best["top1"], max(h["top3"] for h in scored), best["epoch"], history)
+        return Result(0.0, 0.0, 0, 0.0, 0.0, 0.0, history, status, from_checkpoint)
+    best = max(scored, key=lambda h: h["top1"])  # the first of equals: the earliest epoch
+    return Result(best["top1"], best["top3"], best["epoch"], max(h["top3"] for h in scored),
+                  scored[-1]["top1"], scored[-1]["top3"], history, status, from_checkpoint)
 
 
 def _atomic_save(obj, path: Path) -> None:

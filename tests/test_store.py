@@ -35,9 +35,12 @@ def test_seed_depends_on_identity_not_position():
     assert derive_seed(1, "seven", 1, 2) != derive_seed(0, "seven", 1, 2)
 
 
-def test_runtime_keys_do_not_change_the_cache_key():
-    assert config_hash({"a": 1, "batch_size": 4}) == config_hash({"a": 1, "batch_size": 64})
-    assert config_hash({"a": 1}) != config_hash({"a": 2})
+def test_speed_settings_do_not_change_the_image_key_but_settings_do():
+    from odin.keys import images_config
+
+    small, large = images_config({"a": 1, "batch_size": 4}), images_config({"a": 1, "batch_size": 64})
+    assert config_hash(small) == config_hash(large)
+    assert config_hash(images_config({"a": 1})) != config_hash(images_config({"a": 2}))
 
 
 def test_images_are_made_once_and_reused(tmp_path):
@@ -83,7 +86,7 @@ def test_post_is_cached_per_images_and_post_config(tmp_path):
     original = Image.open(images.path / images.rows[0]["file_name"])
     noisy = Image.open(out.path / out.rows[0]["file_name"])
     assert original.size == noisy.size and original.tobytes() != noisy.tobytes()
-    assert out.rows[0]["post"] == {"mode": "salt"} and out.rows[0]["prompt"] == images.rows[0]["prompt"]
+    assert out.rows[0]["post"] == {"mode": "salt", "amount": 0.2} and out.rows[0]["prompt"] == images.rows[0]["prompt"]
 
 
 def _count_pngs(root: Path) -> int:

@@ -34,9 +34,34 @@ def _run(epochs, checkpoint):
 
 def test_learns_a_separable_task_and_reports_best_epoch(tmp_path):
     result = _run(3, tmp_path / "ck.pt")
-    assert result.top1 >= 90 and result.top3 == 100.0  # top-3 of two classes is always right
+    assert result.top1 >= 90 and result.status == "trained"
     assert result.best_epoch == max(result.history, key=lambda h: h["top1"])["epoch"]
     assert (tmp_path / "ck.pt").exists()
+
+
+class FixedLogits(torch.nn.Module):
+    """A 'model' whose logits are given: sample i's true class has rank ranks[i] (1 = top) of 6."""
+
+    def __init__(self, ranks):
+        super().__init__()
+        self.logits = torch.stack([torch.roll(torch.arange(6.0, 0.0, -1.0), r - 1) for r in ranks])
+
+    def forward(self, x):
+        return self.logits[x.long().view(-1)]
+
+
+def test_top3_counts_the_true_class_among_the_three_best_of_many():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from odin.train import evaluate
+
+    ranks = [1, 2, 3, 4, 5, 6, 3, 2]
+    # sample i is the index i; its label is the class whose logit has rank ranks[i]
+    model = FixedLogits(ranks)
+    labels = torch.tensor([int(torch.argsort(model.logits[i], descending=True)[r - 1]) for i, r in enumerate(ranks)])
+    loader = DataLoader(TensorDataset(torch.arange(len(ranks)).float(), labels), batch_size=3)
+    top1, top3 = evaluate(model, loader, "cpu")
+    assert top1 == 100 * 1 / 8 and top3 == 100 * 5 / 8  # a top-2 bug gives 3/8, a top-4 bug 6/8
 
 
 def test_resume_continues_where_it_stopped(tmp_path):
@@ -46,15 +71,19 @@ def test_resume_continues_where_it_stopped(tmp_path):
     assert len(resumed.history) == 3
     for a, b in zip(straight.history, resumed.history, strict=True):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+    assert resumed.status == "resumed" and resumed.epochs_from_checkpoint == 2
     done = _run(3, tmp_path / "b.pt")  # all epochs done: nothing to train
-    assert done.history == resumed.history
+    assert done.history == resumed.history and done.status == "cached"
+    shorter = _run(2, tmp_path / "b.pt")  # a shorter run is the first epochs of the longer one
+    assert shorter.history == resumed.history[:2] and shorter.status == "cached"
 
 
-def test_summarize_picks_best_top1():
+def test_summarize_reports_top3_at_the_epoch_of_the_best_top1():
     history = [{"epoch": 1, "top1": 50, "top3": 90}, {"epoch": 2, "top1": 70, "top3": 88},
-               {"epoch": 3, "top1": 60, "top3": 95}]
+               {"epoch": 3, "top1": 60, "top3": 95}, {"epoch": 4, "train_loss": 1.0}]
     result = summarize(history)
-    assert (result.top1, result.top3, result.best_epoch) == (70, 95, 2)
+    assert (result.top1, result.top3, result.best_epoch) == (70, 88, 2)  # the pair a table prints together
+    assert result.best_top3 == 95 and (result.last_top1, result.last_top3) == (60, 95)
 
 
 def test_rgb_and_grayscale_inputs_are_matched_to_the_model():

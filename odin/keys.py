@@ -1,0 +1,107 @@
+"""What each stage's cache key holds: exactly the inputs that change that stage's output.
+
+A stale result reported as new is the worst bug ODIN can have, so every setting goes into a
+stage's key unless it provably cannot change what that stage makes; each one left out is listed
+here with the reason. A setting left out of one stage may still be in the next one's key
+(`images_per_prompt` cannot change an image, but it changes the training set).
+
+Values resolved at run time (`dtype: auto` -> float16 on a GPU, float32 on a CPU) are replaced by
+what was really used before hashing: a component may offer `resolved() -> dict` for that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+# Prompts: how patiently and where the same model is asked, not what it answers.
+PROMPT_IGNORED = {
+    "base_url": "the address of the same model (a proxy, a mirror); the model name is in the key",
+    "concurrency": "how many labels are asked at once",
+    "timeout": "how long one request may take",
+    "max_retries": "HTTP retries of a failed request; a reply that arrives is the same reply",
+    "max_asks": "follow-up asks stop once enough prompts name the label; a run that succeeds gets the same prompts",
+    "device": "where the captioner runs (float noise at most); its dtype is resolved and kept",
+    "batch_size": "captions per forward pass (float noise at most)",
+}
+
+# Images: speed and memory. Each image's seed comes from (seed, label, prompt, index) alone.
+IMAGES_IGNORED = {
+    "prompts_per_label": "it sets prompt.num_prompts, which is in the prompt key (and so in this one)",
+    "images_per_prompt": "a prompt's seeds are a prefix: fewer images reuse a unit, more remake it (store._done)",
+    "batch_size": "images per forward pass (float noise at most; tested with a tolerance)",
+    "device": "where the model runs (float noise at most); the dtype it implies is resolved and kept",
+    "attention": "sdpa, eager and xformers compute the same attention (float noise at most)",
+    "compile": "torch.compile changes speed, not the computation",
+    "channels_last": "a memory layout",
+}
+
+# Post-processing: the test set's treatment is the trainer's business, and `name` is a label.
+POST_IGNORED = {
+    "apply_to_test": "whether the real test images are degraded too: in the training key instead",
+    "name": "the option's name; the mode and its parameters are what change the pixels",
+}
+
+# Training: only what cannot change a number of the result.
+TRAIN_IGNORED = {
+    "device": "where the model trains (float noise at most)",
+    "num_workers": "processes that load images; the batches are drawn by a seeded generator",
+    "preload": "whether images are loaded up front or per batch; the same tensors either way",
+    "epochs": "no schedule depends on it: a longer run resumes a shorter one, a shorter one reads its history",
+    "resume": "whether a finished or interrupted run is picked up; see train.resume",
+}
+
+# Bumped when the trainer starts to compute other numbers for the same inputs.
+TRAINER_VERSION = 1
+
+
+def config_hash(*parts: Any) -> str:
+    """A short hash of plain, already resolved config values."""
+    text = json.dumps(list(parts), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def without(node: dict, ignored: dict[str, str]) -> dict:
+    return {k: v for k, v in node.items() if k not in ignored}
+
+
+def resolved(node: dict, component: Any = None) -> dict:
+    """`node` with the values the component resolved at run time (e.g. dtype: auto -> float32)."""
+    extra = component.resolved() if hasattr(component, "resolved") else {}
+    return {**node, **extra}
+
+
+def prompt_config(prompt: dict, generator: Any = None) -> dict:
+    return without(resolved(prompt, generator), PROMPT_IGNORED)
+
+
+def images_config(diffusion: dict, backend: Any = None) -> dict:
+    # A backend whose drawing changes for the same config bumps its `cache_version`.
+    return {**without(resolved(diffusion, backend), IMAGES_IGNORED),
+            "cache_version": getattr(backend, "cache_version", 0)}
+
+
+def post_config(post: dict, processor: Any = None) -> dict:
+    """Only the parameters the chosen mode reads (blur ignores `amount`), when the processor says which."""
+    if processor is not None and hasattr(processor, "key_config"):
+        return processor.key_config()
+    return without(post, POST_IGNORED)
+
+
+def train_key(*, train_set: str, labels: list[str], model: dict, train: dict, dataset: dict, seed: int,
+              test_post: dict | None) -> str:
+    """The identity of one training run.
+
+    `train_set` names the exact images used (their folder's key and file names), so the prompts,
+    counts, generator, post-processing and labels are all in it. `dataset` brings the acquisition
+    and the real test set; `test_post` is the post-processing applied to the test set, if any.
+    """
+    return config_hash({"train_set": train_set, "labels": labels, "model": model,
+                        "train": without(train, TRAIN_IGNORED), "dataset": dataset, "seed": seed,
+                        "test_post": test_post, "trainer": TRAINER_VERSION})
+
+
+def rows_identity(folder_key: str, rows: list[dict]) -> str:
+    """Which images of a store folder a training set uses, in order."""
+    return config_hash(folder_key, [r["file_name"] for r in rows])
