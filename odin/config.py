@@ -31,7 +31,9 @@ class NaivePromptConfig:
     _target_: str = "odin.prompts.naive.NaivePrompts"
     template: str = "a photo of one {label} {context}"
     context: str = "${dataset.context}"
-    num_prompts: int = 1
+    # The sentence repeated, each copy with its own seeds: as many images per class as the other
+    # generators get from the same backend (the paper compares prompt generators at equal counts).
+    num_prompts: int = "${diffusion.prompts_per_label}"  # type: ignore[assignment]
 
 
 @dataclass
@@ -40,7 +42,7 @@ class TemplatePromptConfig:
     template: str = "a photo of one {label} {context}, {style}, {view}, {setting}"
     context: str = "${dataset.context}"
     banks: dict[str, list[str]] = "${dataset.template_banks}"  # type: ignore[assignment]
-    num_prompts: int = 10
+    num_prompts: int = "${diffusion.prompts_per_label}"  # type: ignore[assignment]
     seed: int = "${seed}"  # type: ignore[assignment]
 
 
@@ -98,7 +100,10 @@ class CaptionPromptConfig:
 class GlyphConfig:
     _target_: str = "odin.generate.glyph.GlyphGenerator"
     size: int = 64
-    images_per_prompt: int = 18
+    # The embedded default's counts (100 x 20 = 2,000 images per digit): glyphs cost milliseconds,
+    # and a small CNN trained from scratch needs a few thousand images per class.
+    prompts_per_label: int = 100  # prompt.num_prompts of the generators that can make any number (template, naive)
+    images_per_prompt: int = 20
     batch_size: int = 64
 
 
@@ -108,6 +113,10 @@ class DiffusersConfig:
 
     _target_: str = "odin.generate.diffusers_backend.DiffusersGenerator"
     model: str = MISSING  # hub id (must be in the HF cache offline) or a local pipeline folder
+    # The paper's counts: 10 prompts x 18 images = 180 images per class. prompts_per_label is the
+    # num_prompts of the generators that can make any number (template, naive); the LLM and caption
+    # generators ask for their own prompt.num_prompts (10, the paper's).
+    prompts_per_label: int = 10
     steps: int = 50
     guidance_scale: float = 7.5
     negative_prompt: str | None = None
@@ -118,7 +127,7 @@ class DiffusersConfig:
     safety_checker: bool = True  # keep the model's checker when it ships one
     safety_retries: int = 3  # a flagged (blacked-out) image is redone with the next seed, this often
     dtype: str = "auto"  # auto | float32 | float16 | bfloat16 (auto: bf16 or fp16 on CUDA, fp32 else)
-    # runtime only (odin.store.RUNTIME_KEYS): speed and memory, not the images beyond float noise
+    # runtime only (odin.keys.IMAGES_IGNORED): speed and memory, not the images beyond float noise
     batch_size: int = 6
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     attention: str = "sdpa"  # sdpa | eager | xformers | a diffusers attention backend name
@@ -135,9 +144,10 @@ class PostConfig:
     name: str = MISSING
     mode: str = "none"  # none | blur | a skimage random_noise mode
     apply_to_test: bool = False  # the paper's Table 2 (right): post-process the test set too
-    kernel_size: int = 5  # blur
+    kernel_size: int = 5  # blur: OpenCV's GaussianBlur(img, (k, k), 0), so 5 is [1, 4, 6, 4, 1] / 16
     mean: float = 0.0  # gaussian, speckle
-    var: float = 0.01  # gaussian, speckle; localvar scales it by the pixel's brightness
+    var: float = 0.01  # gaussian, speckle; localvar with local_vars=brightness
+    local_vars: str = "constant"  # localvar: constant (scikit-image's 0.01 everywhere) | brightness
     amount: float = 0.05  # salt, pepper, s&p
     salt_vs_pepper: float = 0.5  # s&p
 
@@ -166,6 +176,7 @@ class TrainConfig:
     num_workers: int = 0  # processes that load images; 0: one per CPU core for preloading
     preload: bool = True  # load (and acquire) every training image once, up front, in parallel
     eval_every: int = 1
+    resume: bool = True  # pick up an interrupted or finished run of the same key; false: train from scratch
 
 
 # ---- logging --------------------------------------------------------------------------
@@ -237,3 +248,36 @@ def register_configs() -> None:
     for group, nodes in SCHEMAS.items():
         for name, node in nodes.items():
             cs.store(group=f"schema/{group}", name=name, node=node)
+
+
+def check_keys(cfg: Any) -> None:
+    """Refuse keys no schema knows, also those added with `+`, which would otherwise be ignored silently.
+
+    Typed nodes are checked against their dataclass; a group node against the schema of its
+    `_target_` (a component of the user's own, with a `_target_` ODIN has no schema for, is free).
+    """
+    from omegaconf import OmegaConf
+
+    from odin.errors import ConfigError
+
+    def unknown(node: Any, schema: type, prefix: str) -> None:
+        known = set(schema.__dataclass_fields__)
+        extra = sorted(str(k) for k in node if k not in known)
+        if extra:
+            name = ", ".join(f"{prefix}{k}" for k in extra)
+            raise ConfigError(f"{name}: no such key in {schema.__name__}; it would be ignored. Known keys: "
+                              f"{', '.join(sorted(k for k in known if not k.startswith('_')))}")
+
+    by_target = {getattr(node, "_target_", None): node for nodes in SCHEMAS.values() for node in nodes.values()}
+    typed = {"train": TrainConfig, "task": TaskConfig, "paths": PathsConfig}
+    unknown(cfg, OdinConfig, "")
+    for group in OdinConfig.__dataclass_fields__:
+        node = cfg.get(group)
+        if not OmegaConf.is_dict(node):
+            continue
+        schema = typed.get(group) or by_target.get(node.get("_target_"))
+        candidates = list(SCHEMAS.get(group, {}).values())
+        if schema is None and len(candidates) == 1 and candidates[0]._target_ is MISSING:
+            schema = candidates[0]  # one schema for every option of the group (dataset, logger)
+        if schema is not None:
+            unknown(node, schema, f"{group}.")

@@ -6,6 +6,7 @@ and any value equal to a secret found in the environment.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -30,6 +31,17 @@ def scrub(config: Any) -> Any:
     return clean(config)
 
 
+class BelowLevel(logging.Filter):
+    """Lets through records below `level`: info on stdout, warnings and errors on stderr (conf/hydra/job_logging)."""
+
+    def __init__(self, level: str | int = "WARNING"):
+        super().__init__()
+        self.level = logging.getLevelName(level) if isinstance(level, str) else level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < self.level
+
+
 class NoLogger:
     def __init__(self, **_: Any):
         pass
@@ -37,7 +49,10 @@ class NoLogger:
     def start(self, config: dict, run_dir: Path, name: str) -> None:
         pass
 
-    def log(self, metrics: dict, step: int | None = None) -> None:
+    def log(self, metrics: dict) -> None:
+        pass
+
+    def log_epoch(self, row: dict) -> None:
         pass
 
     def log_image(self, key: str, path: Path, caption: str = "") -> None:
@@ -46,7 +61,7 @@ class NoLogger:
     def log_table(self, key: str, columns: list[str], rows: list[list]) -> None:
         pass
 
-    def finish(self, summary: dict) -> None:
+    def finish(self, summary: dict, failed: bool = False) -> None:
         pass
 
 
@@ -63,9 +78,18 @@ class WandbLogger(NoLogger):
 
         self.run = wandb.init(project=self.project, entity=self.entity, mode=self.mode, tags=self.tags,
                               config=scrub(config), dir=str(run_dir), name=name, reinit="finish_previous")
+        # Per-epoch metrics on their own axis: images and tables logged between epochs take W&B
+        # steps of their own, and must not push an epoch's row out of order (W&B drops those).
+        self.run.define_metric("epoch")
+        self.run.define_metric("train/*", step_metric="epoch")
+        self.run.define_metric("test/*", step_metric="epoch")
 
-    def log(self, metrics: dict, step: int | None = None) -> None:
-        self.run.log(metrics, step=step)
+    def log(self, metrics: dict) -> None:
+        self.run.log(metrics)
+
+    def log_epoch(self, row: dict) -> None:
+        self.run.log({"epoch": row["epoch"], "train/loss": row["train_loss"],
+                      **{f"test/{k}": v for k, v in row.items() if k in ("top1", "top3")}})
 
     def log_image(self, key: str, path: Path, caption: str = "") -> None:
         import wandb
@@ -77,6 +101,9 @@ class WandbLogger(NoLogger):
 
         self.run.log({key: wandb.Table(columns=columns, data=rows)})
 
-    def finish(self, summary: dict) -> None:
+    def finish(self, summary: dict, failed: bool = False) -> None:
+        if self.run is None:
+            return
         self.run.summary.update(summary)
-        self.run.finish()
+        self.run.finish(exit_code=1 if failed else 0)
+        self.run = None

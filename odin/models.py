@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from odin.errors import ConfigError
 from odin.hub import MissingWeightsError, require_weights
 
 
@@ -13,7 +14,7 @@ def check_model(name: str, pretrained: bool, checkpoint_path: str | None) -> Non
 
     if not timm.is_model(name):
         close = timm.list_models(f"*{name.split('_')[0]}*")[:8]
-        raise ValueError(f"model.name={name!r} is not a timm model; e.g. {close} (timm.list_models('*pattern*'))")
+        raise ConfigError(f"model.name={name!r} is not a timm model; e.g. {close} (timm.list_models('*pattern*'))")
     if checkpoint_path:
         if not Path(checkpoint_path).expanduser().is_file():
             raise MissingWeightsError(f"model.checkpoint_path={checkpoint_path}: no such file")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import time
 from contextlib import contextmanager
@@ -12,28 +13,34 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
+from odin import keys
+from odin.config import check_keys
+from odin.errors import ConfigError, UserError
 from odin.logging import scrub
-from odin.store import Folder, Store, atomic_write_json, config_hash, derive_seed, export
+from odin.store import Folder, Store, atomic_write_json, derive_seed, export
+
+log = logging.getLogger(__name__)
 
 TASKS = ("train", "formulate")
 
 
-def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict:
+def run(cfg: DictConfig, output_dir: str | Path | None = None, run_name: str | None = None) -> dict:
     started = time.perf_counter()
-    out = Path(output_dir or cfg.paths.output_dir or "outputs/run").resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    plain = OmegaConf.to_container(cfg, resolve=True)
+    check_keys(cfg)
     check_numbers(cfg)
     task = cfg.task.name
     if task not in TASKS:
-        raise ValueError(f"task.name={task!r} is not one of {', '.join(TASKS)} (e.g. task=formulate)")
+        raise ConfigError(f"task.name={task!r} is not one of {', '.join(TASKS)} (e.g. task=formulate)")
+    out = Path(output_dir or cfg.paths.output_dir or "outputs/run").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    plain = OmegaConf.to_container(cfg, resolve=True)
 
     # Build every component and let each fail on bad input before any heavy work.
     dataset = instantiate(cfg.dataset)
     labels = choose_labels(cfg.labels, dataset.classes, must_be_classes=task == "train", dataset=cfg.dataset.name)
     prompter, backend, post = instantiate(cfg.prompt), instantiate(cfg.diffusion), instantiate(cfg.post)
     store = Store(cfg.paths.store)
-    uncached = store.missing_prompts(plain["prompt"], labels)
+    uncached = store.missing_prompts(plain["prompt"], prompter, labels)
     if uncached:  # a rerun from the store needs no API key
         prompter.check(uncached)
     backend.check(labels)
@@ -42,8 +49,23 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict:
 
         check_model(cfg.model.name, cfg.model.pretrained, cfg.model.checkpoint_path)
     logger = instantiate(cfg.logger)
-    logger.start(plain, out, name=cfg.name)
+    logger.start(plain, out, name=run_name or cfg.name)
+    try:
+        metrics = _stages(cfg, plain, task, labels, dataset, prompter, backend, post, store, logger, out)
+    except BaseException:
+        logger.finish({}, failed=True)  # W&B marks the run failed; the error is printed after its lines
+        raise
+    metrics["timing"]["total_s"] = time.perf_counter() - started
+    atomic_write_json(out / "metrics.json", scrub(metrics))
+    logger.log({f"time/{k}": v for k, v in metrics["timing"].items()})
+    logger.finish({k: metrics[k] for k in ("top1", "top3", "best_epoch") if k in metrics}
+                  | {"images_made": metrics["images"]["made"], "post_made": metrics["post"]["made"]}
+                  | ({"training_status": metrics["training"]["status"]} if "training" in metrics else {}))
+    log.info("run dir: %s", out)
+    return metrics
 
+
+def _stages(cfg, plain, task, labels, dataset, prompter, backend, post, store, logger, out) -> dict:
     timing: dict[str, float] = {}
     with timed(timing, "prompts_s"):
         prompt_key, prompts = store.prompts(plain["prompt"], prompter, labels)
@@ -60,9 +82,10 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict:
                  "made": 0 if post.is_identity else train_images.made,
                  "reused": 0 if post.is_identity else train_images.reused},
         "prompts": {label: lp.prompts for label, lp in prompts.items()},
+        "timing": timing,
     }
-    print(f"images: {images.made} generated, {images.reused} reused from the store; "
-          f"post '{cfg.post.name}': {metrics['post']['made']} applied, {metrics['post']['reused']} reused")
+    log.info("images: %d generated, %d reused from the store; post '%s': %d applied, %d reused",
+             images.made, images.reused, cfg.post.name, metrics["post"]["made"], metrics["post"]["reused"])
     grid = _samples(train_images, labels, cfg, out)
     logger.log_image("samples", grid, caption=f"{cfg.diffusion._target_.rsplit('.', 1)[-1]}, post={cfg.post.name}")
     logger.log_table("prompts", ["label", "index", "prompt"],
@@ -71,23 +94,20 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict:
     if task == "formulate":
         path = export(train_images, labels, out / "dataset")
         metrics["dataset"] = str(path)
-        print(f"dataset: {path}")
-    else:
-        result, sizes = _train(cfg, plain, dataset, labels, train_images, post, store, logger)
-        metrics.update(result.to_dict(), **sizes)
-        from odin.report import training_curves
+        log.info("dataset: %s", path)
+        return metrics
+    result, sizes, checkpoint = _train(cfg, plain, dataset, labels, train_images, post, store, logger)
+    metrics.update(result.to_dict(), **sizes)
+    metrics["training"] = {"status": metrics.pop("status"), "checkpoint": str(checkpoint),
+                           "epochs_from_checkpoint": metrics.pop("epochs_from_checkpoint")}
+    from odin.report import training_curves
 
-        logger.log_image("curves", training_curves(result.history, out / "curves.png"))
-        print(f"top-1 {result.top1:.2f}%  top-3 {result.top3:.2f}%  (best epoch {result.best_epoch}) on "
-              f"{metrics['test_images']} real {cfg.dataset.name} test images; trained on "
-              f"{metrics['train_images']} generated images only")
-    timing["total_s"] = time.perf_counter() - started
-    metrics["timing"] = timing
-    atomic_write_json(out / "metrics.json", scrub(metrics))
-    logger.log({f"time/{k}": v for k, v in timing.items()})
-    logger.finish({k: metrics[k] for k in ("top1", "top3", "best_epoch") if k in metrics}
-                  | {"images_made": images.made, "post_made": metrics["post"]["made"]})
-    print(f"run dir: {out}")
+    logger.log_image("curves", training_curves(result.history, out / "curves.png"))
+    source = {"trained": "", "resumed": f" (resumed after epoch {result.epochs_from_checkpoint})",
+              "cached": f" (read from the finished training in {checkpoint}; train.resume=false retrains)"}
+    log.info("top-1 %.2f%%  top-3 %.2f%%  (best epoch %d) on %d real %s test images; trained on %d generated "
+             "images only%s", result.top1, result.top3, result.best_epoch, metrics["test_images"], cfg.dataset.name,
+             metrics["train_images"], source[result.status])
     return metrics
 
 
@@ -108,7 +128,7 @@ def _train(cfg, plain, dataset, labels, train_images: Folder, post, store: Store
     items = [(x, labels.index(r["label"])) for x, r in zip(loaders, train_images.rows, strict=True)]
     test = dataset.test_set(labels)
     if not test:
-        raise ValueError(f"dataset {cfg.dataset.name} has no test images for labels {labels}")
+        raise UserError(f"dataset {cfg.dataset.name} has no test images for labels {labels}")
     if post.apply_to_test:  # the paper's Table 2 (right): the same degradation on the real images
         test = [(post.apply(x, derive_seed(cfg.seed, "test", i)), y) for i, (x, y) in enumerate(test)]
     import torch
@@ -117,15 +137,18 @@ def _train(cfg, plain, dataset, labels, train_images: Folder, post, store: Store
     model = instantiate(cfg.model, num_classes=len(labels), in_chans=dataset.channels)
     mean, std = normalization(model, cfg.model.pretrained or bool(cfg.model.checkpoint_path))
     size, channels = cfg.model.input_size, dataset.channels
-    key = config_hash(train_images.key, labels, plain["model"], plain["train"], plain["dataset"], cfg.seed,
-                      cfg.post.apply_to_test)
-    print(f"training {cfg.model.name} on {len(items)} generated images, testing on {len(test)} real ones")
+    key = keys.train_key(
+        train_set=keys.rows_identity(train_images.key, train_images.rows), labels=labels, model=plain["model"],
+        train=plain["train"], dataset=plain["dataset"], seed=cfg.seed,
+        test_post=keys.post_config(plain["post"], post) if post.apply_to_test and not post.is_identity else None,
+    )
+    checkpoint = store.root / "checkpoints" / key / "last.pt"
+    log.info("training %s on %d generated images, testing on %d real ones", cfg.model.name, len(items), len(test))
     result = train(
         model, ImageItems(items, size, channels, mean, std), ImageItems(test, size, channels, mean, std),
-        cfg.train, store.root / "checkpoints" / key / "last.pt", seed=cfg.seed,
-        on_epoch=lambda row: logger.log(row, step=row["epoch"]),
+        cfg.train, checkpoint, seed=cfg.seed, on_epoch=logger.log_epoch, resume=cfg.train.resume,
     )
-    return result, {"train_images": len(items), "test_images": len(test)}
+    return result, {"train_images": len(items), "test_images": len(test)}, checkpoint
 
 
 def _acquire(dataset, path: Path):
@@ -144,14 +167,14 @@ def _samples(folder: Folder, labels: list[str], cfg, out: Path) -> Path:
 def choose_labels(labels, classes: list[str], must_be_classes: bool, dataset: str) -> list[str]:
     chosen = list(classes) if labels is None else [str(label) for label in labels]
     if not chosen:
-        raise ValueError("labels=[] is empty: give at least one, e.g. labels='[three,seven]', "
+        raise ConfigError("labels=[] is empty: give at least one, e.g. labels='[three,seven]', "
                          f"or leave labels unset to use all classes of dataset={dataset}")
     duplicates = sorted({label for label in chosen if chosen.count(label) > 1})
     if duplicates:
-        raise ValueError(f"labels has duplicates: {duplicates}")
+        raise ConfigError(f"labels has duplicates: {duplicates}")
     unknown = [label for label in chosen if label not in classes]
     if must_be_classes and unknown:
-        raise ValueError(f"labels {unknown} are not classes of dataset={dataset}, so there are no real images "
+        raise ConfigError(f"labels {unknown} are not classes of dataset={dataset}, so there are no real images "
                          f"to test on; its classes are {list(classes)} (task=formulate takes any label)")
     return chosen
 
@@ -163,11 +186,13 @@ def check_numbers(cfg: DictConfig) -> None:
               "prompt.num_prompts": cfg.prompt.get("num_prompts", 1), "model.input_size": cfg.model.input_size}
     for key, value in checks.items():
         if value < 1:
-            raise ValueError(f"{key}={value} must be at least 1")
+            raise ConfigError(f"{key}={value} must be at least 1")
+    if cfg.train.eval_every < 1:
+        raise ConfigError(f"train.eval_every={cfg.train.eval_every} must be at least 1 (evaluate every N epochs)")
     if cfg.train.lr <= 0:
-        raise ValueError(f"train.lr={cfg.train.lr} must be positive")
+        raise ConfigError(f"train.lr={cfg.train.lr} must be positive")
     if cfg.samples_per_class < 0:
-        raise ValueError(f"samples_per_class={cfg.samples_per_class} must be >= 0")
+        raise ConfigError(f"samples_per_class={cfg.samples_per_class} must be >= 0")
 
 
 def generator_name(diffusion: dict) -> str:

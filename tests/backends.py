@@ -27,3 +27,18 @@ class SeedSquares:
             pixels = np.random.default_rng(seed).integers(0, 256, (16, 16), dtype=np.uint8)
             out.append(Generated(Image.fromarray(pixels), {"len": len(prompt)}))
         return out
+
+
+class Broken:
+    """A backend with a bug in it: what a genuine bug looks like to the user (a traceback)."""
+
+    images_per_prompt = 2
+
+    def __init__(self, **_):
+        pass
+
+    def check(self, labels):
+        pass
+
+    def __call__(self, label, prompts, seeds):
+        return 1 // 0

@@ -16,6 +16,7 @@ from conftest import ROOT
 from PIL import Image
 from tiny_sd import build_tiny_sd
 
+from odin.errors import ConfigError, UserError
 from odin.generate import diffusers_backend
 from odin.generate.diffusers_backend import DiffusersGenerator
 from odin.hub import MissingWeightsError
@@ -97,7 +98,7 @@ def test_folder_that_is_not_a_pipeline_fails_fast(tmp_path):
 
 def test_cuda_asked_for_and_absent_fails_fast(tiny_sd):
     # cuda:99 fails on this CPU machine (no CUDA) and on a GPU machine (no 100th device) alike
-    with pytest.raises(RuntimeError, match="diffusion.device=cuda:99"):
+    with pytest.raises(ConfigError, match="diffusion.device=cuda:99"):
         tiny(tiny_sd, device="cuda:99").check(["cat"])
 
 
@@ -175,7 +176,7 @@ def test_blacked_out_images_are_redone_with_the_next_seed(tiny_sd_checked):
         # a checker that flags everything: bounded retries, then a clear error
         with torch.no_grad():
             pipe.safety_checker.concept_embeds_weights.fill_(-2.0)
-        with pytest.raises(RuntimeError, match="safety checker blacked out label 'cat'"):
+        with pytest.raises(UserError, match="safety checker blacked out label 'cat'"):
             gen("cat", ["a cat"], [5])
     finally:
         with torch.no_grad():

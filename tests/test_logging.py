@@ -1,3 +1,11 @@
+import json
+import subprocess
+import sys
+
+from conftest import ROOT
+from wandb_history import read_run
+
+from odin.cli import run_name
 from odin.logging import WandbLogger, scrub
 
 
@@ -16,7 +24,7 @@ def test_wandb_offline_run_has_no_secret(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-another-secret-1234")
     logger = WandbLogger(project="odin-test")
     logger.start({"prompt": {"model": "gpt", "note": "sk-another-secret-1234"}}, tmp_path, name="t")
-    logger.log({"top1": 50.0}, step=1)
+    logger.log_epoch({"epoch": 1, "train_loss": 0.5, "top1": 50.0})
     logger.log_table("prompts", ["label", "prompt"], [["seven", "a seven"]])
     logger.finish({"top1": 50.0})
     files = list((tmp_path / "wandb").rglob("*"))
@@ -24,3 +32,25 @@ def test_wandb_offline_run_has_no_secret(tmp_path, monkeypatch):
     for f in files:
         if f.is_file():
             assert b"sk-another-secret-1234" not in f.read_bytes()
+
+
+def test_wandb_history_has_every_epoch_and_the_run_is_named_after_its_overrides(tmp_path):
+    """Images and tables logged between epochs must not push an epoch out of W&B's history."""
+    args = ["experiment=smoke", "logger=wandb", "train.epochs=3", "post=salt", f"paths.store={tmp_path / 'store'}",
+            f"hydra.run.dir={tmp_path / 'run'}"]
+    done = subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "less than the current step" not in done.stderr
+    wandb = read_run(tmp_path / "run")
+    epochs = [row for row in wandb["history"] if "epoch" in row]
+    assert [row["epoch"] for row in epochs] == [1, 2, 3]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert [row["test/top1"] for row in epochs] == [h["top1"] for h in metrics["history"]]
+    assert wandb["name"] == "experiment=smoke train.epochs=3 post=salt" and wandb["exit_code"] == 0
+
+
+def test_run_name_keeps_what_distinguishes_runs():
+    assert run_name(["post=salt", "paths.store=/x", "hydra.run.dir=/y", "logger=wandb", "model=resnext"],
+                    default="digits") == "post=salt model=resnext"
+    assert run_name(["logger=none"], default="digits") == "digits"

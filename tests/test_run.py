@@ -20,12 +20,15 @@ def test_embedded_run_end_to_end(compose, tmp_path):
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["labels"] == ["zero", "one", "seven"]
     assert saved["images"]["made"] == 3 * 2 * 4 and saved["train_images"] == 24
-    assert saved["test_images"] == metrics["test_images"] > 500  # the real 0s, 1s and 7s
-    assert 0 <= saved["top1"] <= saved["top3"] <= 100 and saved["best_epoch"] == 1
+    assert saved["test_images"] == metrics["test_images"] == 178 + 182 + 179  # every real 0, 1 and 7
+    [epoch] = saved["history"]
+    assert (saved["top1"], saved["top3"], saved["best_epoch"]) == (epoch["top1"], epoch["top3"], 1)
+    assert saved["training"]["status"] == "trained"
     assert Image.open(out / "samples.png").size[0] > 100 and (out / "curves.png").exists()
     again = run(compose(*SMALL), output_dir=tmp_path / "run2")
     assert again["images"]["made"] == 0 and again["images"]["reused"] == 24
-    assert again["history"] == metrics["history"]  # the finished training was resumed, not redone
+    assert again["history"] == metrics["history"]  # the finished training was read, not redone ...
+    assert again["training"]["status"] == "cached"  # ... and says so
 
 
 def test_formulate_writes_just_the_dataset(compose, tmp_path):
@@ -41,12 +44,12 @@ def test_formulate_writes_just_the_dataset(compose, tmp_path):
     assert "top1" not in metrics
 
 
-def test_post_to_test_set_switch_changes_the_test_images(compose, tmp_path):
-    plain = run(compose(*SMALL, "post=salt"), output_dir=tmp_path / "a")
-    both = run(compose(*SMALL, "post=salt", "post.apply_to_test=true", "post.amount=0.3"),
-               output_dir=tmp_path / "b")
-    assert plain["post"]["made"] == 24 and both["post"]["made"] == 24  # amount changes the images
-    assert plain["history"] != both["history"]
+def test_post_to_test_set_switch_changes_the_test_images_only(compose, tmp_path):
+    plain = run(compose(*SMALL, "post=salt", "post.amount=0.4"), output_dir=tmp_path / "a")
+    both = run(compose(*SMALL, "post=salt", "post.amount=0.4", "post.apply_to_test=true"), output_dir=tmp_path / "b")
+    assert plain["post"]["made"] == 24 and both["post"]["made"] == 0  # the same training images
+    assert [h["train_loss"] for h in both["history"]] == [h["train_loss"] for h in plain["history"]]
+    assert [(h["top1"], h["top3"]) for h in both["history"]] != [(h["top1"], h["top3"]) for h in plain["history"]]
 
 
 @pytest.mark.parametrize(

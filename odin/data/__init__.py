@@ -16,8 +16,10 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
+from odin.errors import UserError
 
-class MissingSplitError(RuntimeError):
+
+class MissingSplitError(UserError, RuntimeError):
     pass
 
 

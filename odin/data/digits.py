@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from odin.data import MissingSplitError
+from odin.errors import ConfigError
 from odin.generate.glyph import DIGIT_NAMES, label_to_char
 
 INK_PIXELS = 312  # black pixels in a normalised 32x32 digit (the mean over load_digits)
@@ -98,7 +99,7 @@ class DigitsDataset:
     def _digit(self, label: str) -> int:
         char = label_to_char(str(label))
         if char is None or not char.isdigit():
-            raise ValueError(f"digits has no class {label!r}: its classes are {self.classes} (or 0-9)")
+            raise ConfigError(f"digits has no class {label!r}: its classes are {self.classes} (or 0-9)")
         return int(char)
 
     def test_set(self, labels: list[str]) -> list[tuple[np.ndarray, int]]:
@@ -106,7 +107,7 @@ class DigitsDataset:
         index = {}
         for i, label in enumerate(labels):
             if self._digit(label) in index:
-                raise ValueError(f"digits got class {label!r} twice in labels={list(labels)}")
+                raise ConfigError(f"digits got class {label!r} twice in labels={list(labels)}")
             index[self._digit(label)] = i
         images, targets = _load()
         return [(images[k].copy(), index[int(t)]) for k, t in enumerate(targets) if int(t) in index]

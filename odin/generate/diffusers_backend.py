@@ -18,6 +18,7 @@ from typing import Any
 
 from PIL import Image
 
+from odin.errors import ConfigError, UserError
 from odin.generate import Generated
 from odin.hub import MissingWeightsError, require_weights
 
@@ -47,6 +48,7 @@ class DiffusersGenerator:
         height: int | None = None,
         width: int | None = None,
         images_per_prompt: int = 18,
+        prompts_per_label: int = 10,  # read by the prompt config (prompt.num_prompts), not here
         safety_checker: bool = True,
         safety_retries: int = 3,
         dtype: str = "auto",
@@ -57,9 +59,9 @@ class DiffusersGenerator:
         channels_last: bool = False,
     ):
         if batch_size < 1 or images_per_prompt < 1 or safety_retries < 0:
-            raise ValueError("diffusion.batch_size and images_per_prompt must be >= 1, safety_retries >= 0")
+            raise ConfigError("diffusion.batch_size and images_per_prompt must be >= 1, safety_retries >= 0")
         if dtype != "auto" and dtype not in DTYPES:
-            raise ValueError(f"diffusion.dtype={dtype}: use auto or one of {sorted(DTYPES)}")
+            raise ConfigError(f"diffusion.dtype={dtype}: use auto or one of {sorted(DTYPES)}")
         self.model = model
         self.steps = steps
         self.guidance_scale = guidance_scale
@@ -91,20 +93,20 @@ class DiffusersGenerator:
             import torch
 
             if not torch.cuda.is_available():
-                raise RuntimeError(
+                raise ConfigError(
                     f"diffusion.device={self.device} but torch sees no CUDA device (torch "
                     f"{torch.__version__}, built for CUDA {torch.version.cuda}). Run on a GPU node, "
                     "check CUDA_VISIBLE_DEVICES and the driver, or set diffusion.device=auto."
                 )
             index = int(self.device.split(":")[1]) if ":" in self.device else 0
             if index >= torch.cuda.device_count():
-                raise RuntimeError(f"diffusion.device={self.device}: only {torch.cuda.device_count()} CUDA devices")
+                raise ConfigError(f"diffusion.device={self.device}: only {torch.cuda.device_count()} CUDA devices")
         if self.scheduler is not None:
             import diffusers
 
             cls = getattr(diffusers, self.scheduler, None)
             if not (isinstance(cls, type) and issubclass(cls, diffusers.SchedulerMixin)):
-                raise ValueError(
+                raise ConfigError(
                     f"diffusion.scheduler={self.scheduler} is not a diffusers scheduler class "
                     "(e.g. DPMSolverMultistepScheduler, EulerDiscreteScheduler, DDIMScheduler); "
                     "null keeps the model's own."
@@ -114,12 +116,12 @@ class DiffusersGenerator:
 
             names = [b.value for b in AttentionBackendName if not b.value.startswith("_")]
             if self.attention not in {b.value for b in AttentionBackendName}:
-                raise ValueError(f"diffusion.attention={self.attention}: use one of {[*BUILTIN_ATTENTION, *names]}")
+                raise ConfigError(f"diffusion.attention={self.attention}: use one of {[*BUILTIN_ATTENTION, *names]}")
 
     # ---- generate ----------------------------------------------------------------------
     def __call__(self, label: str, prompts: list[str], seeds: list[int]) -> list[Generated]:
         if len(prompts) != len(seeds):
-            raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
+            raise ConfigError(f"{len(prompts)} prompts but {len(seeds)} seeds")
         pipe = self.pipeline()
         out: list[Generated] = []
         for start in range(0, len(prompts), self.batch_size):
@@ -138,7 +140,7 @@ class DiffusersGenerator:
                 break
             if attempt > self.safety_retries:
                 i = todo[0]
-                raise RuntimeError(
+                raise UserError(
                     f"the safety checker blacked out label '{label}', prompt '{prompts[i]}' at seeds "
                     f"{seeds[i]}..{seeds[i] + self.safety_retries}. Change the prompt, raise "
                     "diffusion.safety_retries, or set diffusion.safety_checker=false."
@@ -176,6 +178,11 @@ class DiffusersGenerator:
         )
         flags = getattr(result, "nsfw_content_detected", None) or [False] * len(prompts)
         return list(result.images), [bool(f) for f in flags]
+
+    def resolved(self) -> dict:
+        """dtype as it will really be used: bf16 images from a GPU and fp32 images from a CPU are
+        different data and must not share a cache key (odin.keys)."""
+        return {"dtype": self._settings()[2]}
 
     # ---- load once -------------------------------------------------------------------
     def _settings(self) -> tuple:
@@ -225,7 +232,7 @@ def load_pipeline(model, device, dtype, scheduler, safety_checker, attention, co
 
     log.info("loading %s on %s (%s)", model, device, dtype)
     kwargs = {} if safety_checker else {"safety_checker": None, "requires_safety_checker": False}
-    pipe = diffusers.AutoPipelineForText2Image.from_pretrained(model, torch_dtype=getattr(torch, dtype), **kwargs)
+    pipe = diffusers.AutoPipelineForText2Image.from_pretrained(model, dtype=getattr(torch, dtype), **kwargs)
     if scheduler is not None:
         pipe.scheduler = getattr(diffusers, scheduler).from_config(pipe.scheduler.config)
     pipe.to(device)
@@ -244,7 +251,7 @@ def load_pipeline(model, device, dtype, scheduler, safety_checker, attention, co
             m.set_attention_backend(attention)
         # Older attention processors (SD's UNet) ignore the dispatcher: say so rather than run sdpa.
         if not any(getattr(p, "_attention_backend", None) for m in models for p in _processors(m)):
-            raise ValueError(f"diffusion.attention={attention} is not supported by {model}; use sdpa or xformers")
+            raise ConfigError(f"diffusion.attention={attention} is not supported by {model}; use sdpa or xformers")
     denoiser = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
     if channels_last:
         for m in models:

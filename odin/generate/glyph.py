@@ -28,6 +28,7 @@ import zlib
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
+from odin.errors import ConfigError
 from odin.generate import Generated
 
 DIGIT_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -323,22 +324,23 @@ class GlyphGenerator:
 
     cache_version = 1  # bump whenever the same (label, prompt, seed) starts to draw another image
 
-    def __init__(self, size: int = 64, images_per_prompt: int = 18, batch_size: int = 64):
+    def __init__(self, size: int = 64, images_per_prompt: int = 20, batch_size: int = 64, prompts_per_label: int = 100):
+        # prompts_per_label is read by the prompt config (prompt.num_prompts), not here
         self.size, self.images_per_prompt, self.batch_size = size, images_per_prompt, batch_size
 
     def check(self, labels: list[str]) -> None:
         if not labels:
-            raise ValueError("glyph got no labels: give digits (0-9 or zero..nine) or single letters")
+            raise ConfigError("glyph got no labels: give digits (0-9 or zero..nine) or single letters")
         for label in labels:
             if label_to_char(str(label)) is None:
-                raise ValueError(
+                raise ConfigError(
                     f"glyph cannot draw label {label!r}: it draws digits (0-9 or zero..nine) and single "
                     "letters; use a real text-to-image backend (diffusion=sd2) for other classes"
                 )
 
     def __call__(self, label: str, prompts: list[str], seeds: list[int]) -> list[Generated]:
         if len(prompts) != len(seeds):
-            raise ValueError(f"glyph got {len(prompts)} prompts but {len(seeds)} seeds")
+            raise ConfigError(f"glyph got {len(prompts)} prompts but {len(seeds)} seeds")
         self.check([label])
         pairs = list(zip(prompts, seeds, strict=True))
         out = []

@@ -13,6 +13,7 @@ import random
 import re
 
 from odin.data import MissingSplitError
+from odin.errors import ConfigError
 from odin.hub import require_weights
 from odin.prompts import LabelPrompts
 from odin.prompts.parse import dedup_key
@@ -47,7 +48,7 @@ def _article(a: str, label: str) -> str:
 
 
 class CaptionPrompts:
-    # device and batch_size change speed, not captions: odin.store.RUNTIME_KEYS leaves them out of the key.
+    # device and batch_size change speed, not captions: odin.keys.PROMPT_IGNORED leaves them out of the key.
 
     def __init__(
         self,
@@ -69,9 +70,9 @@ class CaptionPrompts:
             dataset = instantiate(dataset)
         for key, value in (("num_prompts", num_prompts), ("max_images", max_images), ("batch_size", batch_size)):
             if value < 1:
-                raise ValueError(f"prompt.{key}={value} must be at least 1")
+                raise ConfigError(f"prompt.{key}={value} must be at least 1")
         if "{label}" not in fallback or "{caption}" not in fallback:
-            raise ValueError(f"prompt.fallback={fallback!r} must contain {{label}} and {{caption}}")
+            raise ConfigError(f"prompt.fallback={fallback!r} must contain {{label}} and {{caption}}")
         self.dataset, self.model, self.subjects, self.fallback = dataset, model, list(subjects), fallback
         self.num_prompts, self.max_images = num_prompts, max_images
         self.max_new_tokens, self.num_beams, self.dtype = max_new_tokens, num_beams, dtype
@@ -82,7 +83,7 @@ class CaptionPrompts:
         name = getattr(self.dataset, "name", type(self.dataset).__name__)
         unknown = [label for label in labels if label not in self.dataset.classes]
         if unknown:
-            raise ValueError(f"prompt=caption captions real images of each label, but dataset {name} has no "
+            raise ConfigError(f"prompt=caption captions real images of each label, but dataset {name} has no "
                              f"class {unknown}: choose labels from dataset.classes")  # fmt: skip
         try:
             self.dataset.train_images(labels[0]) if labels else None
@@ -138,16 +139,26 @@ class CaptionPrompts:
             out = model.generate(**inputs, max_new_tokens=self.max_new_tokens, num_beams=self.num_beams)
         return [text.strip() for text in processor.batch_decode(out, skip_special_tokens=True)]
 
+    def _device_dtype(self) -> tuple[str, str]:
+        import torch
+
+        device = self.device if self.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = self.dtype
+        if dtype == "auto":
+            dtype = "float16" if device.startswith("cuda") else "float32"
+        return device, dtype
+
+    def resolved(self) -> dict:
+        """dtype as it will really be used: float16 and float32 captions are different data (odin.keys)."""
+        return {"dtype": self._device_dtype()[1]}
+
     def _load(self):
         if self._loaded is None:
             import torch
             from transformers import AutoModelForImageTextToText, AutoProcessor
 
             path = require_weights(self.model, config_key="prompt.model", what="captioning model")
-            device = self.device if self.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-            dtype = self.dtype
-            if dtype == "auto":
-                dtype = "float16" if device.startswith("cuda") else "float32"
+            device, dtype = self._device_dtype()
             processor = AutoProcessor.from_pretrained(path)
             model = AutoModelForImageTextToText.from_pretrained(path, dtype=getattr(torch, dtype))
             self._loaded = processor, model.to(device).eval()

@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 
 import openai
 
+from odin.errors import ConfigError, UserError
 from odin.prompts import LabelPrompts
 from odin.prompts.parse import dedup_key, names_label, parse_prompts
 
@@ -34,7 +35,7 @@ FOLLOWUP = (
 )
 OPENAI_URL = "https://api.openai.com/v1"
 # base_url, concurrency, timeout, max_retries and max_asks change how, not what, we ask:
-# odin.store.RUNTIME_KEYS leaves them out of the cache key.
+# odin.keys.PROMPT_IGNORED leaves them out of the cache key.
 
 # Errors every label would hit alike (bad key, unknown model, server down): stop at the first.
 FATAL = (
@@ -46,7 +47,7 @@ FATAL = (
 )
 
 
-class PromptError(RuntimeError):
+class PromptError(UserError, RuntimeError):
     pass
 
 
@@ -68,17 +69,17 @@ class LLMPrompts:
         max_asks: int = 3,
     ):
         if "{label}" not in query:
-            raise ValueError(f"prompt.query={query!r} must contain {{label}}")
+            raise ConfigError(f"prompt.query={query!r} must contain {{label}}")
         for name, template in (("query", query), ("followup", followup)):
             try:
                 template.format(label="x", num_prompts=1, kept=0, missing=1)
             except (KeyError, IndexError, ValueError) as e:
-                raise ValueError(
+                raise ConfigError(
                     f"prompt.{name}: bad placeholder {e}; use {{label}}, {{num_prompts}} "
                     "(and in followup {kept}, {missing})"
                 ) from None
         if num_prompts < 1 or concurrency < 1 or max_asks < 1 or max_retries < 0:
-            raise ValueError("prompt.num_prompts, .concurrency and .max_asks must be >= 1, .max_retries >= 0")
+            raise ConfigError("prompt.num_prompts, .concurrency and .max_asks must be >= 1, .max_retries >= 0")
         self.model, self.query, self.followup, self.num_prompts = model, query, followup, num_prompts
         self.temperature, self.max_tokens, self.seed, self.system = temperature, max_tokens, seed, system
         self.base_url, self.concurrency, self.timeout = base_url, concurrency, timeout

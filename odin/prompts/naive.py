@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from odin.errors import ConfigError
 from odin.prompts import LabelPrompts, per_label
 
 
 class NaivePrompts:
     def __init__(self, template: str = "a photo of one {label} {context}", context: str = "", num_prompts: int = 1):
         if num_prompts < 1:
-            raise ValueError(f"prompt.num_prompts={num_prompts} must be at least 1")
+            raise ConfigError(f"prompt.num_prompts={num_prompts} must be at least 1")
         if "{label}" not in template:
-            raise ValueError(f"prompt.template={template!r} must contain {{label}}")
+            raise ConfigError(f"prompt.template={template!r} must contain {{label}}")
         self.template, self.context, self.num_prompts = template, context, num_prompts
 
     def check(self, labels: list[str]) -> None:

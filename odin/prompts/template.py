@@ -10,6 +10,7 @@ import string
 
 import numpy as np
 
+from odin.errors import ConfigError
 from odin.prompts import LabelPrompts, per_label
 from odin.store import derive_seed
 
@@ -19,16 +20,16 @@ class TemplatePrompts:
                  seed: int = 0):
         fields = {f for _, f, _, _ in string.Formatter().parse(template) if f}
         if "label" not in fields:
-            raise ValueError(f"prompt.template={template!r} must contain {{label}}")
+            raise ConfigError(f"prompt.template={template!r} must contain {{label}}")
         missing = sorted(fields - {"label", "context"} - set(banks))
         if missing:
-            raise ValueError(f"prompt.template uses {missing} but prompt.banks has only {sorted(banks)}: "
+            raise ConfigError(f"prompt.template uses {missing} but prompt.banks has only {sorted(banks)}: "
                              "add those banks (dataset.template_banks) or drop them from the template")
         empty = [name for name in fields & set(banks) if not banks[name]]
         if empty:
-            raise ValueError(f"prompt.banks {empty} are empty")
+            raise ConfigError(f"prompt.banks {empty} are empty")
         if num_prompts < 1:
-            raise ValueError(f"prompt.num_prompts={num_prompts} must be at least 1")
+            raise ConfigError(f"prompt.num_prompts={num_prompts} must be at least 1")
         self.template, self.context, self.num_prompts, self.seed = template, context, num_prompts, seed
         self.banks = {name: list(banks[name]) for name in fields & set(banks)}
 
