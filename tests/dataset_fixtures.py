@@ -13,7 +13,9 @@ from PIL import Image
 
 # Oxford-IIIT Pet: image ids "<Breed>_<n>", annotation lines "<id> <class 1..37> <species 1 cat, 2 dog> <breed id>"
 OXFORD_CLASSES = [("Abyssinian", 1), ("yorkshire_terrier", 2), ("British_Shorthair", 1)]
-CALTECH_CLASSES = ["BACKGROUND_Google", "Faces", "Faces_easy", "Leopards", "car_side"]
+# Caltech-101: every class conf/dataset/caltech101.yaml renames, Faces_easy and the background folder.
+CALTECH_CLASSES = ["BACKGROUND_Google", "Faces", "Faces_easy", "Leopards", "Motorbikes", "airplanes", "car_side",
+                   "cougar_body", "garfield", "snoopy", "water_lilly"]
 CIFAR_CLASSES = ["apple", "aquarium_fish", "maple_tree"]
 FOOD_CLASSES = ["aloo_gobi", "butter_chicken", "jalebi"]
 
