@@ -82,6 +82,12 @@ def try_open(source: Source, size: int) -> tuple[Image.Image | None, str]:
         return None, f"{type(e).__name__}: {e}"
 
 
+def load_source(source: Source, size: int) -> np.ndarray | None:
+    """float32 HxWx3 in [0, 1] (shorter side at most `size`), or None when the file cannot be read."""
+    image, _ = try_open(source, size)
+    return None if image is None else np.asarray(image, dtype=np.float32) / 255.0
+
+
 def open_many(sources: Sequence[Source], size: int) -> list[tuple[Image.Image | None, str]]:
     """try_open over many sources in threads (PIL decodes and resizes without the GIL)."""
     workers = min(8, os.cpu_count() or 1, max(1, len(sources) // 16))
@@ -141,6 +147,11 @@ class PhotoDataset:
         self.download, self.image_size, self.split_seed = download, image_size, split_seed
         self.balance, self.max_per_class = balance, max_per_class
 
+    def __getstate__(self) -> dict:
+        # run.py hands `dataset.acquire` to worker processes with every image: send the settings, not
+        # the index (CIFAR's index holds all its pixels); a worker reads it again if it ever needs it.
+        return {k: v for k, v in self.__dict__.items() if k not in ("_index", "classes")}
+
     # -- what a subclass provides --------------------------------------------------------
     def _locate(self) -> Path:
         raise NotImplementedError
@@ -178,8 +189,8 @@ class PhotoDataset:
         if label in lookup:
             return lookup[label]
         close = difflib.get_close_matches(str(label), self.classes, n=3)
-        hint = f"; did you mean {close}?" if close else ""
-        raise ValueError(f"dataset={self.name} has no class {label!r}{hint} Its classes are {self.classes}")
+        hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+        raise ValueError(f"dataset={self.name} has no class {label!r}{hint}; its classes are {self.classes}")
 
     def _positions(self, labels: Sequence[str]) -> dict[int, int]:
         positions: dict[int, int] = {}
@@ -200,6 +211,17 @@ class PhotoDataset:
         """Real training images of `labels`, the same way as test_set (for train.source=real and for
         seen + unseen experiments). Every image of the split: no subset, no balancing."""
         return self._load(self._index.train, labels, "train", None, False)
+
+    def sources(self, split: str, labels: Sequence[str]) -> list[tuple[Source, int]]:
+        """(file path or in-memory pixels, index in labels) of every image of a split ("train" or
+        "test"), grouped by label like test_set, nothing decoded: for preparing images elsewhere (once,
+        at a model's input size, in the store). `load_source(source, dataset.image_size)` reads one
+        (None for an unreadable file). max_per_class and balance are not applied here."""
+        if split not in ("train", "test"):
+            raise ValueError(f"split={split!r} must be 'train' or 'test'")
+        positions = self._positions(labels)
+        chosen = [(s, positions[c]) for s, c in getattr(self._index, split) if c in positions]
+        return sorted(chosen, key=lambda pair: pair[1])  # stable: the dataset's order within a label
 
     def train_images(self, label: str) -> list[Image.Image]:
         """One class's real training images as PIL images (for caption prompts); unreadable ones skipped."""
