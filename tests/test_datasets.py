@@ -61,6 +61,8 @@ def test_oxford_pet_classes_splits_and_images(data):
         assert min(x.shape[:2]) == 16 and x.shape[1] > x.shape[0]
         assert 0.0 <= x.min() and x.max() <= 1.0 and x.max() > 0.5
     assert [y for _, y in test] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    pictures = ds.train_images("yorkshire terrier")  # what caption prompts describe
+    assert len(pictures) == 4 and all(im.mode == "RGB" and min(im.size) == 16 for im in pictures)
 
 
 def test_a_subset_in_any_order_gets_indices_into_labels(data):
@@ -272,3 +274,22 @@ def test_a_dataset_pickles_without_its_index(data):
     copy = pickle.loads(pickle.dumps(ds))
     assert copy.acquire(Image.new("RGB", (64, 64))).shape == (32, 32, 3)
     assert copy.classes == ds.classes
+
+
+def test_download_goes_through_torchvision_into_the_root(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    calls = []
+
+    class FakeOxford(torchvision.datasets.OxfordIIITPet):  # stands in for the network: writes the copy
+        def __init__(self, root, split="trainval", download=False, **kwargs):
+            if download:
+                calls.append((root, split))
+                fx.oxford_pet(Path(root))
+            super().__init__(root, split=split, download=False, **kwargs)
+
+    monkeypatch.setattr(torchvision.datasets, "OxfordIIITPet", FakeOxford)
+    ds = OxfordPet(root=str(tmp_path / "pets"), download=True)
+    assert ds.classes[0] == "Abyssinian" and calls == [(str(tmp_path / "pets"), "test")]
+    OxfordPet(root=str(tmp_path / "pets"), download=True).check()  # there already: no second download
+    assert len(calls) == 1

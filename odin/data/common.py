@@ -248,7 +248,7 @@ class PhotoDataset:
         if empty:
             log.warning("%s: no %s images of %s", self.name, split, empty)
         if balance:
-            quota = min([len(m) for m in by_class.values()] + ([quota] if quota else []))
+            quota = min([len(m) for m in by_class.values()] + ([quota] if quota else []), default=0)
         # When only some are kept, candidates come in a seeded order and a bad file is replaced by the next.
         pending = {c: deque(m if quota is None else seeded_order(m, self.split_seed, split, self._index.raw[c]))
                    for c, m in by_class.items()}
