@@ -14,6 +14,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from odin.data.schemas import DATASET_SCHEMAS
+
 
 # ---- dataset --------------------------------------------------------------------------
 @dataclass
@@ -198,6 +200,7 @@ class TaskConfig:
 @dataclass
 class PathsConfig:
     store: str = "outputs/store"  # content-addressed cache; a shared filesystem on clusters
+    data: str = "data"  # where the real datasets live (conf/dataset/*.yaml: root: ${paths.data})
     output_dir: str | None = None  # the run dir; Hydra's when run through run.py
 
 
@@ -234,6 +237,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "task": {"task": TaskConfig},
     "paths": {"paths": PathsConfig},
 }
+
+
+SCHEMAS["dataset"].update(DATASET_SCHEMAS)
 
 
 def register_schema(group: str, name: str, node: type) -> None:
@@ -275,9 +281,10 @@ def check_keys(cfg: Any) -> None:
         node = cfg.get(group)
         if not OmegaConf.is_dict(node):
             continue
-        schema = typed.get(group) or by_target.get(node.get("_target_"))
-        candidates = list(SCHEMAS.get(group, {}).values())
-        if schema is None and len(candidates) == 1 and candidates[0]._target_ is MISSING:
-            schema = candidates[0]  # one schema for every option of the group (dataset, logger)
+        target = str(node.get("_target_", ""))
+        schema = typed.get(group) or by_target.get(target)
+        generic = [c for c in SCHEMAS.get(group, {}).values() if getattr(c, "_target_", None) is MISSING]
+        if schema is None and len(generic) == 1 and target.startswith("odin."):
+            schema = generic[0]  # the shared schema of ODIN's own options (digits, the loggers)
         if schema is not None:
             unknown(node, schema, f"{group}.")

@@ -37,6 +37,8 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None, run_name: str | N
 
     # Build every component and let each fail on bad input before any heavy work.
     dataset = instantiate(cfg.dataset)
+    if hasattr(dataset, "check"):  # a real dataset on disk: its path, before anything else
+        dataset.check()
     labels = choose_labels(cfg.labels, dataset.classes, must_be_classes=task == "train", dataset=cfg.dataset.name)
     prompter, backend, post = instantiate(cfg.prompt), instantiate(cfg.diffusion), instantiate(cfg.post)
     store = Store(cfg.paths.store)

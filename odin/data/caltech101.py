@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from odin.data.common import DatasetNotFoundError, Index, PhotoDataset, split_per_class
+from odin.errors import ConfigError
 
 FOLDER = "caltech101"
 URL = "https://data.caltech.edu/records/mzrjq-6wc02"
@@ -28,7 +29,7 @@ class Caltech101(PhotoDataset):
                  train_per_class: int = 30, **kwargs):
         super().__init__(name, context, **kwargs)
         if train_per_class < 1:
-            raise ValueError(f"dataset.train_per_class={train_per_class} must be at least 1")
+            raise ConfigError(f"dataset.train_per_class={train_per_class} must be at least 1")
         self.exclude = list(exclude if exclude is not None else ["Faces_easy"])
         self.train_per_class = train_per_class
 
@@ -57,7 +58,7 @@ class Caltech101(PhotoDataset):
         ds = TorchCaltech101(str(base.parent), target_type="category", download=False)
         unknown = sorted(set(self.exclude) - set(ds.categories))
         if unknown:
-            raise ValueError(f"dataset.exclude names {unknown}, which are not {self.title} classes in {base}; "
+            raise ConfigError(f"dataset.exclude names {unknown}, which are not {self.title} classes in {base}; "
                              f"its classes are {ds.categories}")
         raw = [c for c in ds.categories if c not in self.exclude]
         new_index = {ds.categories.index(c): i for i, c in enumerate(raw)}

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from odin.data.common import DatasetNotFoundError, Index, PhotoDataset
+from odin.errors import ConfigError
 
 FOLDER = "cifar-100-python"
 URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
@@ -67,7 +68,7 @@ class Cifar100(PhotoDataset):
         expected = [*CIFAR100.train_list, *CIFAR100.test_list, [CIFAR100.meta["filename"], CIFAR100.meta["md5"]]]
         bad = [name for name, md5 in expected if not check_integrity(str(base / name), md5)]
         if bad:
-            raise ValueError(f"dataset={self.name}: {bad} in {base} do not have the official MD5 sums; download "
+            raise ConfigError(f"dataset={self.name}: {bad} in {base} do not have the official MD5 sums; download "
                              f"them again ({URL}) or set dataset.verify=false to read them as they are")
 
     def _read_index(self, base: Path) -> Index:
@@ -79,7 +80,7 @@ class Cifar100(PhotoDataset):
             labels = batch[b"fine_labels"]
             images = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
             if len(images) != len(labels) or (labels and not 0 <= min(labels) <= max(labels) < len(raw)):
-                raise ValueError(f"dataset={self.name}: {base / split} holds {len(images)} images and "
+                raise ConfigError(f"dataset={self.name}: {base / split} holds {len(images)} images and "
                                  f"{len(labels)} labels in 0..{len(raw) - 1}; the file is damaged")
             splits[split] = [(image, int(k)) for image, k in zip(images, labels, strict=True)]
         return Index(raw, splits["train"], splits["test"])
@@ -92,5 +93,5 @@ def _unpickle(path: Path, name: str) -> dict:
         with open(path, "rb") as f:
             return pickle.load(f, encoding="bytes")
     except (pickle.UnpicklingError, EOFError, ValueError) as e:
-        raise ValueError(f"dataset={name}: {path} is not a readable CIFAR pickle ({e}); download it again "
+        raise ConfigError(f"dataset={name}: {path} is not a readable CIFAR pickle ({e}); download it again "
                          f"({URL}) or set dataset.download=true") from e

@@ -24,13 +24,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from odin.errors import ConfigError, UserError
+
 log = logging.getLogger("odin.data")
 
 Source = Path | np.ndarray  # an image file, or HxWx3 uint8 pixels already in memory
 Item = tuple[Source, int]  # (image, index into Index.raw)
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(UserError, FileNotFoundError):
     """The dataset is not where the config says; the message names the path and how to get it there."""
 
 
@@ -138,9 +140,9 @@ class PhotoDataset:
                  names: dict | None = None, download: bool = False, image_size: int = 256, split_seed: int = 0,
                  balance: bool = False, max_per_class: int | None = None):
         if image_size < 1:
-            raise ValueError(f"dataset.image_size={image_size} must be at least 1")
+            raise ConfigError(f"dataset.image_size={image_size} must be at least 1")
         if max_per_class is not None and max_per_class < 1:
-            raise ValueError(f"dataset.max_per_class={max_per_class} must be at least 1 (or null for all)")
+            raise ConfigError(f"dataset.max_per_class={max_per_class} must be at least 1 (or null for all)")
         self.name, self.context, self.template_banks = name, context, dict(template_banks or {})
         self.root = Path(root if root is not None else "data").expanduser()
         self.names = {str(k): str(v) for k, v in (names or {}).items()}
@@ -169,7 +171,7 @@ class PhotoDataset:
         index = self._read_index(self._locate())
         unknown = sorted(set(self.names) - set(index.raw))
         if unknown:
-            raise ValueError(f"dataset.names renames {unknown}, which are not classes of dataset={self.name}; "
+            raise ConfigError(f"dataset.names renames {unknown}, which are not classes of dataset={self.name}; "
                              f"its raw class names are {index.raw}")
         return index
 
@@ -179,7 +181,7 @@ class PhotoDataset:
         classes = [self.names.get(raw, readable(raw)) for raw in self._index.raw]
         twice = sorted({c for c in classes if classes.count(c) > 1})
         if twice:
-            raise ValueError(f"dataset={self.name}: classes {twice} come from more than one raw class name; "
+            raise ConfigError(f"dataset={self.name}: classes {twice} come from more than one raw class name; "
                              "give them distinct names in dataset.names")
         return classes
 
@@ -190,14 +192,14 @@ class PhotoDataset:
             return lookup[label]
         close = difflib.get_close_matches(str(label), self.classes, n=3)
         hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
-        raise ValueError(f"dataset={self.name} has no class {label!r}{hint}; its classes are {self.classes}")
+        raise ConfigError(f"dataset={self.name} has no class {label!r}{hint}; its classes are {self.classes}")
 
     def _positions(self, labels: Sequence[str]) -> dict[int, int]:
         positions: dict[int, int] = {}
         for i, label in enumerate(labels):
             c = self._class_of(str(label))
             if c in positions:
-                raise ValueError(f"dataset={self.name} got class {label!r} twice in labels={list(labels)}")
+                raise ConfigError(f"dataset={self.name} got class {label!r} twice in labels={list(labels)}")
             positions[c] = i
         return positions
 
@@ -218,7 +220,7 @@ class PhotoDataset:
         at a model's input size, in the store). `load_source(source, dataset.image_size)` reads one
         (None for an unreadable file). max_per_class and balance are not applied here."""
         if split not in ("train", "test"):
-            raise ValueError(f"split={split!r} must be 'train' or 'test'")
+            raise ConfigError(f"split={split!r} must be 'train' or 'test'")
         positions = self._positions(labels)
         chosen = [(s, positions[c]) for s, c in getattr(self._index, split) if c in positions]
         return sorted(chosen, key=lambda pair: pair[1])  # stable: the dataset's order within a label

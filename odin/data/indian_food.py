@@ -17,6 +17,7 @@ from pathlib import Path
 
 from odin.data.common import DatasetNotFoundError, Index, PhotoDataset
 from odin.data.folder import has_class_folders, read_folder_index
+from odin.errors import ConfigError
 
 KAGGLE = "iamsouravbanerjee/indian-food-images-dataset"
 
@@ -37,12 +38,12 @@ class IndianFood(PhotoDataset):
     def __init__(self, name: str = "indian_food", context: str = "dish", test_fraction: float = 0.2, **kwargs):
         super().__init__(name, context, **kwargs)
         if not 0 < test_fraction < 1:
-            raise ValueError(f"dataset.test_fraction={test_fraction} must be between 0 and 1 (exclusive)")
+            raise ConfigError(f"dataset.test_fraction={test_fraction} must be between 0 and 1 (exclusive)")
         self.test_fraction = test_fraction
 
     def _locate(self) -> Path:
         if self.download:
-            raise ValueError(f"dataset={self.name}: dataset.download=true is not supported here (the data is on "
+            raise ConfigError(f"dataset={self.name}: dataset.download=true is not supported here (the data is on "
                              f"Kaggle, behind an account): {self._how_to_get()}")
         found = class_root(self.root)
         if not has_class_folders(found):

@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from odin.data.common import DatasetNotFoundError, Index, PhotoDataset
+from odin.errors import ConfigError
 
 FOLDER = "oxford-iiit-pet"
 URL = "https://www.robots.ox.ac.uk/~vgg/data/pets/"
@@ -58,5 +59,5 @@ class OxfordPet(PhotoDataset):
                 raw_of.setdefault(label, Path(path).stem.rsplit("_", 1)[0])
             splits[split] = [(Path(p), int(k)) for p, k in zip(paths, labels, strict=True)]
         if sorted(raw_of) != list(range(len(raw_of))):
-            raise ValueError(f"dataset={self.name}: class ids in {base / 'annotations'} are not 1..{len(raw_of)}")
+            raise ConfigError(f"dataset={self.name}: class ids in {base / 'annotations'} are not 1..{len(raw_of)}")
         return Index([raw_of[k] for k in range(len(raw_of))], splits["trainval"], splits["test"])
