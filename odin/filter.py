@@ -142,6 +142,8 @@ class ClipFilter:
         """One decision per image of `label`; `labels` are all labels of the run."""
         if label not in labels:
             raise ValueError(f"label '{label}' is not among the run's labels {list(labels)}")
+        if not images:
+            return []
         candidates = self.candidates(labels)
         texts = self._text_rows([self.template.format(label=c.replace("_", " ")) for c in candidates])
         scores = self.embed_images(images) @ texts.T

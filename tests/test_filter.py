@@ -98,6 +98,7 @@ def test_clip_filter_keeps_images_whose_own_label_wins(clip):
         assert [d.kept for d in made] == [p == label for p in preferred]
         assert all(d.best == p for d, p in zip(made, preferred, strict=True))
     assert sum(d.kept for label in LABELS for d in filt(label, images, LABELS)) == len(images)  # one label each
+    assert filt("dog", [], LABELS) == []
 
 
 def test_clip_filter_is_deterministic_across_loads_and_batch_sizes(clip):

@@ -13,7 +13,8 @@ from tiny_sd import write_tokenizer_files
 
 TINY = {"hidden_size": 32, "intermediate_size": 37, "num_attention_heads": 4, "num_hidden_layers": 2}
 # openai/clip-vit-base-patch32's text and vision towers
-B32_TEXT = {"hidden_size": 512, "intermediate_size": 2048, "num_attention_heads": 8, "num_hidden_layers": 12}
+B32_TEXT = {"hidden_size": 512, "intermediate_size": 2048, "num_attention_heads": 8, "num_hidden_layers": 12,
+            "vocab_size": 49408}  # the byte-level test tokenizer uses only its first ~500 ids
 B32_VISION = {"hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12, "num_hidden_layers": 12}
 
 
@@ -34,7 +35,7 @@ def build_tiny_clip(folder: str | Path, size: str = "tiny") -> Path:
     else:
         raise ValueError(f"size={size!r}: tiny or b32")
     torch.manual_seed(0)
-    config = CLIPConfig(text_config={**text, **ids},
+    config = CLIPConfig(text_config={**ids, **text},
                         vision_config={**vision, "image_size": image_size, "patch_size": patch},
                         projection_dim=projection)
     CLIPModel(config).eval().save_pretrained(folder)
