@@ -165,3 +165,16 @@ def test_hydra_builds_it_around_the_prompt_node(vectors, sentence_model):
 )
 def test_insert_modifier(prompt, label, modifier, expected):
     assert insert_modifier(prompt, label, modifier) == expected
+
+
+def test_the_store_caches_diversified_prompts_with_their_decision(vectors, tmp_path):
+    from odin.store import Store
+
+    cfg = {"prompt": {"_target_": "odin.prompts.naive.NaivePrompts", "num_prompts": 3},
+           "diversify": {"_target_": "odin.prompts.diversify.Diversified", "vectors": str(vectors)}}
+    div = Diversified(NaivePrompts(num_prompts=3), vectors=str(vectors))
+    key, made = Store(tmp_path).prompts(cfg, div, ["dog", "chair"])
+    again_key, again = Store(tmp_path).prompts(cfg, None, ["dog", "chair"])  # read back: no generator needed
+    assert again_key == key and again["dog"].prompts == made["dog"].prompts
+    assert again["chair"].info["diversify"]["kind"] == "nonliving"
+    assert Store(tmp_path).prompts({**cfg, "diversify": None}, NaivePrompts(num_prompts=3), ["dog"])[0] != key
