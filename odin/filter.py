@@ -114,11 +114,12 @@ class ClipFilter:
     `model` is a hub id in the local cache or a folder holding the model and its processor
     (`save_pretrained` or `hf download` output). `distractors` are names an off-label image may
     really show ("helicopter" for "airplane"; "text", "blank image"): an image closest to one is dropped.
+    `padding` is the tokenizer's: "longest" for CLIP, "max_length" for SigLIP (trained that way).
     """
 
     def __init__(self, model: str, threshold: float | None = None, distractors: Sequence[str] = (),
-                 template: str = "a photo of a {label}", batch_size: int = 32, device: str = "auto",
-                 config_key: str = "filter"):
+                 template: str = "a photo of a {label}", padding: str = "longest", batch_size: int = 32,
+                 device: str = "auto", config_key: str = "filter"):
         if "{label}" not in template:
             raise ValueError(f"{config_key}.template={template!r} must contain {{label}}")
         if batch_size < 1:
@@ -126,7 +127,7 @@ class ClipFilter:
         self.model = require_weights(model, config_key=f"{config_key}.model", what="CLIP model")
         self.threshold, self.template, self.batch_size = threshold, template, batch_size
         self.distractors = [str(d) for d in distractors]
-        self.device, self.config_key = device, config_key
+        self.device, self.config_key, self.padding = device, config_key, padding
         self._text_cache: dict[tuple[str, ...], np.ndarray] = {}
 
     def check(self, labels: list[str]) -> None:
@@ -173,7 +174,7 @@ class ClipFilter:
             batch = items[start : start + self.batch_size]
             with torch.inference_mode():
                 if kind == "text":
-                    inputs = processor(text=batch, return_tensors="pt", padding=True, truncation=True)
+                    inputs = processor(text=batch, return_tensors="pt", padding=self.padding, truncation=True)
                     out = model.get_text_features(**{k: v.to(device) for k, v in inputs.items()})
                 else:
                     inputs = processor(images=batch, return_tensors="pt")

@@ -149,6 +149,9 @@ def test_hydra_builds_it_around_the_prompt_node(vectors, sentence_model):
     [made] = list(div(["dog"]))
     assert len(made.prompts) == 2 and made.info["diversify"]["kind"] in {"living", "nonliving"}
     assert all(p.startswith("a photo of one ") and p.endswith(" dog") for p in made.prompts)
+    # or around an already built prompt generator, as run.py would do with a `diversify` group
+    wrapped = instantiate({k: v for k, v in node.items() if k != "inner"}, inner=NaivePrompts(num_prompts=2))
+    assert [lp.prompts for lp in wrapped(["dog"])] == [made.prompts]
 
 
 @pytest.mark.parametrize(

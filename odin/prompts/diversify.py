@@ -13,20 +13,25 @@ the label (a caption whose subject was not found, an LLM's off-label line) becom
 "<modifier> <label>, <prompt>". The decision, both scores and the inner prompts go in
 `LabelPrompts.info["diversify"]`, so the store keeps them with the prompts.
 
-Config (a `diversify` group, proposed; `none` by default). Hydra builds it around the prompt node:
+Config (proposed: a `diversify` group whose default `none` is null). Hydra builds it around the prompt:
 
-    # conf/diversify/word2vec.yaml  (python run.py diversify=word2vec diversify.vectors=/path/GoogleNews.bin)
+    # conf/diversify/word2vec.yaml: python run.py diversify=word2vec diversify.vectors=/path/GoogleNews.bin
     _target_: odin.prompts.diversify.Diversified
-    vectors: ???            # a word2vec-format file (.bin binary, else text); or `model:` a
-    model: null             # sentence-transformers folder (conf/diversify/minilm.yaml)
+    vectors: ???          # a word2vec-format file: binary if it ends in .bin, text otherwise
+    limit: null           # read only the first n words (GoogleNews: 500000 covers labels, loads faster)
     living_words: [animate, animal, plant, living, creature, organism]
-    ...
+    nonliving_words: [inanimate, object, man-made, artifact, thing, tool]
+    living_modifiers: [young, old, female, male, sleeping, sick, small, large, wet, running]
+    nonliving_modifiers: [broken, new, old, red, wooden, small, large, dirty, shiny, metal]
     seed: ${seed}
 
-and the wiring instantiates `instantiate(cfg.diversify, inner=instantiate(cfg.prompt))`, with the
-prompt cache key taken over {prompt, diversify} when diversify is on. Equivalently a single node
-`{_target_: odin.prompts.diversify.Diversified, inner: {<the prompt node>}, ...}` builds through
-Hydra's recursive instantiate.
+    # conf/diversify/minilm.yaml: the same with `model: ???` (a sentence-transformers folder) instead of vectors
+
+The wiring: `prompter = instantiate(cfg.prompt); if cfg.diversify: prompter = instantiate(cfg.diversify,
+inner=prompter)`, and the prompt cache key taken over {prompt, diversify} when diversify is on (so
+keys without it stay as they are). Equivalently one node `{_target_: ...Diversified, inner: {<the
+prompt node>}, ...}` builds through Hydra's recursive instantiate. `device` and `batch_size` (for a
+sentence model) are runtime keys.
 """
 
 from __future__ import annotations
