@@ -1,0 +1,187 @@
+"""Off-label filters: the prompt check, the CLIP image filter (tiny random CLIP) and the replacement loop."""
+
+from functools import partial
+
+import numpy as np
+import pytest
+from PIL import Image
+from tiny_clip import build_tiny_clip
+from tiny_embeddings import write_vectors
+
+from odin.embeddings import Embedder
+from odin.filter import (
+    ClipFilter,
+    Decision,
+    FilterError,
+    PromptCheck,
+    _load_clip,
+    apply_prompt_check,
+    decide,
+    select_images,
+)
+from odin.hub import MissingWeightsError
+from odin.prompts import LabelPrompts
+
+LABELS = ["dog", "cat", "airplane"]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return build_tiny_clip(tmp_path_factory.mktemp("clip") / "tiny-clip")
+
+
+@pytest.fixture(scope="module")
+def words(tmp_path_factory):
+    return Embedder(vectors=str(write_vectors(tmp_path_factory.mktemp("vec") / "v.bin")))
+
+
+def noise(n, seed=0, size=40, mode="RGB"):
+    rng = np.random.default_rng(seed)
+    shape = (size, size, 3) if mode == "RGB" else (size, size)
+    return [Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode) for _ in range(n)]
+
+
+# ---- the rule ------------------------------------------------------------------------------
+def test_decide_names_the_closer_candidate_and_the_threshold():
+    kept = decide("dog", np.array([0.3, 0.1]), ["dog", "cat"], threshold=0.2)
+    assert kept.kept and kept.reason == "" and kept.best == "dog"
+    closer = decide("dog", np.array([0.1, 0.3, 0.5]), ["dog", "cat", "helicopter"], None, frozenset({"helicopter"}))
+    assert not closer.kept and closer.best == "helicopter"
+    assert closer.reason == "closer to distractor 'helicopter' (0.500 > 0.100)"
+    low = decide("dog", np.array([0.15, 0.1]), ["dog", "cat"], threshold=0.2)
+    assert not low.kept and low.reason == "below threshold (0.150 < 0.200)"
+    both = decide("dog", np.array([0.1, 0.3]), ["dog", "cat"], threshold=0.2)
+    assert both.reason == "closer to 'cat' (0.300 > 0.100); below threshold (0.100 < 0.200)"
+    assert both.record() == {"kept": False, "score": 0.1, "best": "cat", "best_score": 0.3, "reason": both.reason}
+
+
+# ---- prompts -------------------------------------------------------------------------------
+def test_prompt_check_drops_prompts_closer_to_another_label(words):
+    check = PromptCheck(words)
+    made = check({"dog": ["a photo of one dog", "a photo of one chair", "a sleeping dog on a wooden chair"],
+                  "chair": ["a photo of one red chair"]})
+    assert [d.kept for d in made["dog"]] == [True, False, True]
+    assert made["dog"][1].best == "chair" and made["dog"][1].reason.startswith("closer to 'chair'")
+    assert made["chair"][0].kept
+    strict = PromptCheck(words, threshold=0.99)({"dog": ["a photo of one dog"], "chair": []})
+    assert not strict["dog"][0].kept and "below threshold" in strict["dog"][0].reason and strict["chair"] == []
+
+
+def test_apply_prompt_check_keeps_passing_prompts_and_records_all(words):
+    made = {"dog": LabelPrompts("dog", ["a photo of one dog", "a photo of one chair"], {"model": "m"}),
+            "chair": LabelPrompts("chair", ["a chair"])}
+    out = apply_prompt_check(made, PromptCheck(words)({k: v.prompts for k, v in made.items()}))
+    assert out["dog"].prompts == ["a photo of one dog"] and out["dog"].info["model"] == "m"
+    assert [r["kept"] for r in out["dog"].info["prompt_check"]] == [True, False]
+    assert out["dog"].info["prompt_check"][1]["prompt"] == "a photo of one chair"
+    with pytest.raises(FilterError, match="every prompt of label 'dog'"):
+        apply_prompt_check({"dog": made["dog"]}, PromptCheck(words, threshold=2.0)({"dog": made["dog"].prompts}))
+
+
+def test_prompt_check_with_clips_text_tower(clip):
+    check = PromptCheck(ClipFilter(str(clip), device="cpu"), label_template="a photo of a {label}")
+    made = check({"dog": ["a photo of a dog", "a photo of a cat"], "cat": ["a photo of a cat"]})
+    assert [d.kept for d in made["dog"]] == [True, False] and made["dog"][1].best == "cat"  # identical text wins
+    with pytest.raises(ValueError, match="label_template"):
+        PromptCheck(check.encoder, label_template="a photo")
+
+
+# ---- images --------------------------------------------------------------------------------
+def test_clip_filter_keeps_images_whose_own_label_wins(clip):
+    filt = ClipFilter(str(clip), device="cpu", batch_size=3)
+    images = noise(7) + noise(2, seed=1, mode="L")  # grey images (the glyph backend's) are fine
+    preferred = [LABELS[i] for i in np.argmax(filt.embed_images(images) @ filt.embed(
+        [f"a photo of a {label}" for label in LABELS]).T, axis=1)]
+    for label in LABELS:
+        made = filt(label, images, LABELS)
+        assert len(made) == len(images)
+        assert [d.kept for d in made] == [p == label for p in preferred]
+        assert all(d.best == p for d, p in zip(made, preferred, strict=True))
+    assert sum(d.kept for label in LABELS for d in filt(label, images, LABELS)) == len(images)  # one label each
+    assert filt("dog", [], LABELS) == []
+
+
+def test_clip_filter_is_deterministic_across_loads_and_batch_sizes(clip):
+    images = noise(5)
+    first = [d.score for d in ClipFilter(str(clip), device="cpu", batch_size=5)("dog", images, LABELS)]
+    _load_clip.cache_clear()  # load the folder again
+    again = [d.score for d in ClipFilter(str(clip), device="cpu", batch_size=2)("dog", images, LABELS)]
+    np.testing.assert_allclose(first, again, atol=1e-5)
+
+
+def test_clip_filter_threshold_and_distractors(clip):
+    images = noise(4)
+    alone = ClipFilter(str(clip), device="cpu")("dog", images, ["dog"])
+    assert all(d.kept for d in alone)  # one candidate, no threshold: nothing to lose to
+    high = ClipFilter(str(clip), threshold=1.01, device="cpu")("dog", images, ["dog"])
+    assert not any(d.kept for d in high) and all("below threshold" in d.reason for d in high)
+    with_distractors = ClipFilter(str(clip), distractors=["helicopter", "text", "blank image"], device="cpu")
+    made = with_distractors("dog", images, ["dog"])
+    assert {d.best for d in made} <= {"dog", "helicopter", "text", "blank image"}
+    assert all(d.kept == (d.best == "dog") for d in made)
+    assert all("distractor" in d.reason for d in made if not d.kept)
+
+
+def test_clip_filter_errors(clip, tmp_path):
+    with pytest.raises(MissingWeightsError, match=r"filter\.model"):
+        ClipFilter(str(tmp_path / "no-clip"))
+    with pytest.raises(MissingWeightsError, match=r"filter\.model"):
+        ClipFilter("someone/uncached-clip")
+    with pytest.raises(ValueError, match=r"filter\.template"):
+        ClipFilter(str(clip), template="a photo")
+    filt = ClipFilter(str(clip), distractors=["cat"], device="cpu")
+    with pytest.raises(ValueError, match=r"filter\.distractors \['cat'\]"):
+        filt.check(["dog", "cat"])
+    with pytest.raises(ValueError, match="'horse' is not among"):
+        filt("horse", noise(1), ["dog", "cat"])
+
+
+# ---- the replacement loop ------------------------------------------------------------------
+def keep_even(images):
+    return [Decision("seven", x % 2 == 0, float(x), "seven" if x % 2 == 0 else "one", 0.0,
+                     "" if x % 2 == 0 else "closer to 'one'") for x in images]
+
+
+def test_select_images_replaces_dropped_images_deterministically():
+    asked = []
+
+    def candidates(round_, count):
+        asked.append((round_, count))
+        return [round_ * 100 + i for i in range(count)]  # round 0: 0..need-1, then 100.., 200..
+
+    a = select_images("seven", candidates, need=5, judge=keep_even, max_rounds=4)
+    assert asked == [(0, 5), (1, 2), (2, 1)]  # only what is still missing
+    assert [c.image for c in a.kept] == [0, 2, 4, 100, 200] and [c.image for c in a.dropped] == [1, 3, 101]
+    assert [(c.round, c.index) for c in a.kept] == [(0, 0), (0, 2), (0, 4), (1, 0), (2, 0)]
+    b = select_images("seven", candidates, need=5, judge=keep_even, max_rounds=4)
+    assert [c.image for c in b.kept] == [c.image for c in a.kept]
+    assert select_images("seven", candidates, need=0, judge=keep_even).kept == []
+
+
+def test_select_images_is_bounded_and_names_the_label():
+    calls = []
+
+    def all_odd(round_, count):
+        calls.append(round_)
+        return [2 * i + 1 for i in range(count)]
+
+    with pytest.raises(FilterError, match=r"kept only 0 of 3 images of label 'airplanes' after 2 rounds "
+                                          r"\(6 dropped: 6 closer to 'one'\)"):
+        select_images("airplanes", all_odd, need=3, judge=keep_even, max_rounds=2)
+    assert calls == [0, 1]
+    with pytest.raises(ValueError, match="returned 1 images"):
+        select_images("seven", lambda r, n: [0], need=2, judge=keep_even)
+    with pytest.raises(ValueError, match="max_rounds"):
+        select_images("seven", lambda r, n: [], need=1, judge=keep_even, max_rounds=0)
+
+
+def test_select_images_with_the_clip_filter(clip):
+    pools = {r: noise(4, seed=r) for r in range(6)}
+    scores = [d.score for r in pools for d in ClipFilter(str(clip), device="cpu")("dog", pools[r], ["dog"])]
+    filt = ClipFilter(str(clip), threshold=float(np.median(scores)), device="cpu")  # about half pass
+    judge = partial(filt, "dog", labels=["dog"])
+    made = select_images("dog", lambda r, n: pools[r][:n], need=4, judge=judge, max_rounds=6)
+    assert len(made.kept) == 4 and all(c.decision.kept for c in made.kept)
+    assert made.dropped and all("below threshold" in c.decision.reason for c in made.dropped)
+    again = select_images("dog", lambda r, n: pools[r][:n], need=4, judge=judge, max_rounds=6)
+    assert [(c.round, c.index) for c in again.kept] == [(c.round, c.index) for c in made.kept]
