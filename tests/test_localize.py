@@ -16,6 +16,7 @@ from odin.localize.attention import (
     AttentionHeatmaps,
     LabelNotInPromptError,
     _LabelAttention,
+    check_label_in_prompts,
     generate_with_heatmaps,
     label_token_positions,
 )
@@ -94,6 +95,14 @@ def test_a_label_beyond_the_token_limit_or_absent_names_the_prompt(words):
         label_token_positions(words, long, "cat")
     with pytest.raises(LabelNotInPromptError, match="prompt 'a photo of one dog'.*localize=none"):
         label_token_positions(words, "a photo of one dog", "cat")
+
+
+def test_checking_all_prompts_up_front_names_every_bad_one(words):
+    good = ["a photo of one cat", "a cat"]
+    check_label_in_prompts(words, "cat", good)  # no error
+    bad = [f"a photo of one dog {i}" for i in range(7)]
+    with pytest.raises(LabelNotInPromptError, match=r"7 prompt\(s\): 'a photo of one dog 0';.*and 2 more"):
+        check_label_in_prompts(words, "cat", good + bad + bad)
 
 
 # ---- attention heatmaps on a tiny Stable Diffusion ------------------------------------------------
@@ -205,7 +214,7 @@ def test_memory_is_one_map_per_image_whatever_the_step_count(pipe):
         assert tuple(maps.accumulator.shape) == (3, *maps.latent_size) == (3, 32, 24)
         assert len(pointers) == steps and len(set(pointers)) == 1  # the same buffer, added in place
         tensors = [v for v in vars(maps).values() if isinstance(v, torch.Tensor)]
-        assert sorted(tuple(t.shape) for t in tensors) == [(3, 32, 24), (3, 77)]
+        assert sorted(tuple(t.shape) for t in tensors) == [(3, 32, 24), (3, 77), (3, 77)]  # map, tokens (+ device copy)
 
 
 def test_without_guidance_the_whole_batch_is_conditional(pipe):

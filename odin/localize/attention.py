@@ -11,6 +11,9 @@ their processors. Memory is one (images, latent h, latent w) float32 map whateve
     with AttentionHeatmaps(pipe, label, prompts) as maps:   # prompts: one per image, in output order
         images = pipe(prompt=prompts, ...).images
     heat = maps.heatmaps(size=(height, width))               # float32 (H, W) arrays in [0, 1]
+
+Entering swaps the UNet's cross-attention processors and leaving puts the originals back; with a
+`torch.compile`d UNet that swap may cost a recompilation per call (not measured here).
 """
 
 from __future__ import annotations
@@ -51,6 +54,24 @@ def label_token_positions(tokenizer, prompt: str, label: str) -> list[int]:
     return sorted(positions)
 
 
+def check_label_in_prompts(tokenizer, label: str, prompts: list[str]) -> None:
+    """Fail before any image is made if some prompts lack the label's tokens, naming them all (up to 5)."""
+    bad = []
+    for prompt in dict.fromkeys(prompts):
+        try:
+            label_token_positions(tokenizer, prompt, label)
+        except LabelNotInPromptError:
+            bad.append(prompt)
+    if bad:
+        shown = "; ".join(repr(p) for p in bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise LabelNotInPromptError(
+            f"label '{label}' is not among the tokens of {len(bad)} prompt(s): {shown}. Every prompt must contain "
+            "the label as a word (within the tokenizer's first "
+            f"{tokenizer.model_max_length} tokens): fix the prompt generator's template or its outputs, or turn "
+            "localization off (localize=none)."
+        )
+
+
 class AttentionHeatmaps:
     """While open, the pipeline's UNet adds the label tokens' cross-attention to one map per image."""
 
@@ -73,6 +94,7 @@ class AttentionHeatmaps:
         self.latent_size: tuple[int, int] | None = None
         self.updates = 0  # cross-attention calls added (layers x steps)
         self._originals: dict[str, Any] | None = None
+        self._device_tokens: torch.Tensor | None = None
 
     # ---- attach / detach -----------------------------------------------------------------
     def __enter__(self) -> AttentionHeatmaps:
@@ -130,10 +152,17 @@ class AttentionHeatmaps:
         if attention_mask is not None:
             mask = attn.prepare_attention_mask(attention_mask, k.shape[2], hidden_states.shape[0])
             scores = scores + mask.view(hidden_states.shape[0], heads, -1, k.shape[2])[-n:].float()
-        keys = k.shape[2]
-        tokens = F.pad(self.tokens, (0, max(0, keys - self.tokens.shape[1])))[:, :keys].to(scores.device)
+        tokens = self._tokens_on(scores.device, k.shape[2])
         label_map = torch.einsum("nhpk,nk->np", scores.softmax(-1), tokens) / heads  # (n, pixels)
         self._accumulate(label_map)
+
+    def _tokens_on(self, device: torch.device, keys: int) -> torch.Tensor:
+        """The token mask on the UNet's device, copied once: a host-to-device copy in every layer
+        would stall the GPU's queue."""
+        if self._device_tokens is None or self._device_tokens.device != device or self._device_tokens.shape[1] != keys:
+            padded = F.pad(self.tokens, (0, max(0, keys - self.tokens.shape[1])))[:, :keys]
+            self._device_tokens = padded.to(device)
+        return self._device_tokens
 
     def _accumulate(self, label_map: torch.Tensor) -> None:
         lh, lw = self.latent_size
