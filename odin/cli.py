@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 from omegaconf import DictConfig
 
@@ -27,13 +28,20 @@ def run_job(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
     from odin.errors import UserError
+    from odin.secrets import scrub_files, scrub_text
 
     hydra = HydraConfig.get()
+    # Hydra has written the config, the overrides and its own config as given: mask secrets there
+    # (and in the arguments W&B records) before anything else runs.
+    dumps = Path(hydra.runtime.output_dir) / str(hydra.output_subdir)
+    scrub_files(dumps / "config.yaml", dumps / "overrides.yaml", dumps / "hydra.yaml",
+                Path(hydra.sweep.dir) / "multirun.yaml")
+    sys.argv = [scrub_text(arg) for arg in sys.argv]
     try:
         from odin.run import run  # heavy imports (torch, timm) only once a job really runs
 
         metrics = run(cfg, output_dir=hydra.runtime.output_dir,
-                      run_name=run_name(list(hydra.overrides.task), default=str(cfg.name)))
+                      run_name=scrub_text(run_name(list(hydra.overrides.task), default=str(cfg.name))))
     except UserError as error:
         log.error("Error: %s", error)
         sys.exit(1)

@@ -7,6 +7,7 @@ missing and the one line that fixes it, instead of retrying for a minute.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -19,6 +20,25 @@ class MissingWeightsError(UserError, RuntimeError):
 
 def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
+
+
+def hub_endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+
+
+@functools.lru_cache(maxsize=1)
+def hub_reachable(timeout: float = 5.0) -> bool:
+    """Whether the hub answers at all (any HTTP status counts): one short probe per process."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(urllib.request.Request(hub_endpoint(), method="HEAD"), timeout=timeout).close()
+        return True
+    except urllib.error.HTTPError:
+        return True  # it answered
+    except (OSError, ValueError):
+        return False
 
 
 def require_weights(model: str, *, config_key: str, what: str = "model", local: str = "/path/to/local/folder") -> str:
@@ -44,7 +64,14 @@ def require_weights(model: str, *, config_key: str, what: str = "model", local: 
         return model
     except Exception:
         if not hub_offline():
-            return model  # not cached, but the hub may be reached: from_pretrained downloads it
+            if hub_reachable():
+                return model  # not cached, but the hub answers: from_pretrained downloads it
+            raise MissingWeightsError(
+                f"{what} '{model}' is not in the local Hugging Face cache and {hub_endpoint()} cannot be reached "
+                f"(checked in a few seconds rather than after a minute of retries). Fix: on a machine with "
+                f"internet run `hf download {model}` (with the same HF_HOME), or set {config_key}={local}; "
+                "set HF_HUB_OFFLINE=1 on machines without internet."
+            ) from None
     cache = os.environ.get("HF_HOME", "~/.cache/huggingface")
     raise MissingWeightsError(
         f"{what} '{model}' is not in the local Hugging Face cache ({cache}) and HF_HUB_OFFLINE=1 forbids "

@@ -1,34 +1,16 @@
 """Experiment loggers: W&B (offline unless WANDB_MODE says otherwise) or none.
 
-Whatever the logger, the config it receives has secrets removed: keys that name a secret
-and any value equal to a secret found in the environment.
+Whatever the logger, the config it receives has secrets removed (odin/secrets.py).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 from pathlib import Path
 from typing import Any
 
-SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|credential)", re.IGNORECASE)
-
-
-def scrub(config: Any) -> Any:
-    """A copy of a plain config with secret-looking keys and values of secret env vars removed."""
-    secrets = {v for k, v in os.environ.items() if SECRET_KEY.search(k) and len(v) >= 8}
-
-    def clean(node: Any) -> Any:
-        if isinstance(node, dict):
-            return {k: ("<redacted>" if SECRET_KEY.search(str(k)) else clean(v)) for k, v in node.items()}
-        if isinstance(node, list):
-            return [clean(v) for v in node]
-        if isinstance(node, str) and any(s in node for s in secrets):
-            return "<redacted>"
-        return node
-
-    return clean(config)
+from odin.secrets import scrub
 
 
 class BelowLevel(logging.Filter):

@@ -6,6 +6,7 @@ import functools
 import logging
 import os
 import time
+from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -16,21 +17,19 @@ from PIL import Image
 from odin import keys
 from odin.config import check_keys
 from odin.errors import ConfigError, UserError
+from odin.files import atomic_write_json
 from odin.logging import scrub
-from odin.store import Folder, Store, atomic_write_json, derive_seed, export
+from odin.store import Folder, Store, derive_seed, export
+from odin.validate import check_plan, some, validate
 
 log = logging.getLogger(__name__)
-
-TASKS = ("train", "formulate")
 
 
 def run(cfg: DictConfig, output_dir: str | Path | None = None, run_name: str | None = None) -> dict:
     started = time.perf_counter()
     check_keys(cfg)
-    check_numbers(cfg)
+    validate(cfg)
     task = cfg.task.name
-    if task not in TASKS:
-        raise ConfigError(f"task.name={task!r} is not one of {', '.join(TASKS)} (e.g. task=formulate)")
     out = Path(output_dir or cfg.paths.output_dir or "outputs/run").resolve()
     out.mkdir(parents=True, exist_ok=True)
     plain = OmegaConf.to_container(cfg, resolve=True)
@@ -40,6 +39,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None, run_name: str | N
     if hasattr(dataset, "check"):  # a real dataset on disk: its path, before anything else
         dataset.check()
     labels = choose_labels(cfg.labels, dataset.classes, must_be_classes=task == "train", dataset=cfg.dataset.name)
+    total = check_plan(cfg, labels)
     prompter, backend, post = instantiate(cfg.prompt), instantiate(cfg.diffusion), instantiate(cfg.post)
     store = Store(cfg.paths.store)
     uncached = store.missing_prompts(plain["prompt"], prompter, labels)
@@ -50,6 +50,8 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None, run_name: str | N
         from odin.models import check_model
 
         check_model(cfg.model.name, cfg.model.pretrained, cfg.model.checkpoint_path)
+    log.info("plan: %d labels x %d prompts x %d images = %s images (made once, then read from %s)", len(labels),
+             cfg.prompt.get("num_prompts", 1), cfg.diffusion.get("images_per_prompt", 1), f"{total:,}", store.root)
     logger = instantiate(cfg.logger)
     logger.start(plain, out, name=run_name or cfg.name)
     try:
@@ -70,9 +72,9 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None, run_name: str | N
 def _stages(cfg, plain, task, labels, dataset, prompter, backend, post, store, logger, out) -> dict:
     timing: dict[str, float] = {}
     with timed(timing, "prompts_s"):
-        prompt_key, prompts = store.prompts(plain["prompt"], prompter, labels)
+        _, prompts = store.prompts(plain["prompt"], prompter, labels)
     with timed(timing, "generate_s"):
-        images = store.images(plain["diffusion"], backend, prompt_key, prompts, cfg.seed,
+        images = store.images(plain["diffusion"], backend, prompts, cfg.seed,
                               generator_name=generator_name(plain["diffusion"]))
     with timed(timing, "post_s"):
         train_images = images if post.is_identity else store.post(plain["post"], post, images)
@@ -171,30 +173,17 @@ def choose_labels(labels, classes: list[str], must_be_classes: bool, dataset: st
     if not chosen:
         raise ConfigError("labels=[] is empty: give at least one, e.g. labels='[three,seven]', "
                          f"or leave labels unset to use all classes of dataset={dataset}")
-    duplicates = sorted({label for label in chosen if chosen.count(label) > 1})
+    counts = Counter(chosen)
+    duplicates = sorted(label for label, n in counts.items() if n > 1)
     if duplicates:
-        raise ConfigError(f"labels has duplicates: {duplicates}")
-    unknown = [label for label in chosen if label not in classes]
+        raise ConfigError(f"labels has duplicates: {some(duplicates)}")
+    known = set(classes)
+    unknown = [label for label in chosen if label not in known]
     if must_be_classes and unknown:
-        raise ConfigError(f"labels {unknown} are not classes of dataset={dataset}, so there are no real images "
-                         f"to test on; its classes are {list(classes)} (task=formulate takes any label)")
+        raise ConfigError(f"labels [{some(unknown)}] are not classes of dataset={dataset}, so there are no real "
+                          f"images to test on; its classes are [{some(list(classes), 40)}] (task=formulate takes "
+                          "any label)")
     return chosen
-
-
-def check_numbers(cfg: DictConfig) -> None:
-    """Counts that must be positive, named by their full key, before anything runs."""
-    checks = {"train.epochs": cfg.train.epochs, "train.batch_size": cfg.train.batch_size,
-              "diffusion.images_per_prompt": cfg.diffusion.get("images_per_prompt", 1),
-              "prompt.num_prompts": cfg.prompt.get("num_prompts", 1), "model.input_size": cfg.model.input_size}
-    for key, value in checks.items():
-        if value < 1:
-            raise ConfigError(f"{key}={value} must be at least 1")
-    if cfg.train.eval_every < 1:
-        raise ConfigError(f"train.eval_every={cfg.train.eval_every} must be at least 1 (evaluate every N epochs)")
-    if cfg.train.lr <= 0:
-        raise ConfigError(f"train.lr={cfg.train.lr} must be positive")
-    if cfg.samples_per_class < 0:
-        raise ConfigError(f"samples_per_class={cfg.samples_per_class} must be >= 0")
 
 
 def generator_name(diffusion: dict) -> str:

@@ -2,43 +2,56 @@
 
 Layout under the store root (a shared filesystem on clusters):
   prompts/<key>/<slug>.json                one label's prompts and their provenance
-  images/<key>/<slug>/p000_i000.png        an ImageFolder of generated images ...
+  images/<key>/<slug>/u<id>_i000.png       an ImageFolder of generated images ...
   images/<key>/metadata.jsonl              ... loadable by torchvision and `datasets`
-  images/.state/<key>/units/<slug>/p000.jsonl  a unit's rows; written last, so it marks it done
+  images/.state/<key>/units/<slug>/u<id>.jsonl  a unit's rows; written last, so it marks it done
   images/.state/<key>/locks/               claims on units (released by the OS when the owner dies)
   post/<key>/...                           the same, for post-processed images
 
 A key is the hash of the resolved config that determines the bytes: odin/keys.py reduces each
 stage's config (and the component's run-time choices, such as dtype: auto) to exactly those
-inputs. The unit of work is one
-(label, prompt): its images' seeds come from (seed, label, prompt index, image index) alone, so
-shards, order and resumption never change an image. Every file is written to a temp name and
-renamed, so a reader never sees half a file and a killed run resumes where it stopped.
+inputs. An image folder's key holds the generator and the seed, not the prompts: the unit of
+work is one (label, prompt text, occurrence), named by its content, and its images' seeds come
+from (seed, label, prompt text, occurrence, image index) alone. So a prompt keeps its images
+whatever other prompts a run has (asking for 6 prompts instead of 5 makes only the sixth's),
+and shards, order and resumption never change an image.
+
+Every file is written to a temp name and renamed, so a reader never sees half a file and a killed
+run resumes where it stopped. A unit's rows record each image's size: a missing, truncated or
+unreadable entry (an image, a marker, a prompt file) is found where it is read, named, and made
+again, since everything here can be recomputed. Reading a store that holds everything writes
+nothing, so a read-only store works.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 from PIL import Image
 
 from odin import keys
 from odin.errors import UserError
+from odin.files import atomic_write, atomic_write_bytes, atomic_write_json, remove_stale_temps
 from odin.keys import config_hash
+from odin.logging import scrub
 from odin.progress import progress
 from odin.prompts import LabelPrompts
 
+log = logging.getLogger(__name__)
+
 
 def derive_seed(*parts: Any) -> int:
-    """A 32-bit seed from (base seed, label, prompt index, image index, ...): order-free."""
+    """A 32-bit seed from (base seed, label, prompt text, occurrence, image index, ...): order-free."""
     digest = hashlib.blake2b(repr(parts).encode(), digest_size=4).digest()
     return int.from_bytes(digest, "little")
 
@@ -55,35 +68,32 @@ def label_slug(label: str) -> str:
     return f"{slug or 'label'}-{hashlib.sha256(label.encode()).hexdigest()[:8]}"
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=1, ensure_ascii=False) + "\n").encode())
-
-
 def atomic_save_image(path: Path, image: Image.Image) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    image.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
 
 
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def open_image(path: Path) -> Image.Image:
+    """An image of the store, fully decoded; a damaged one is an error naming it and the fix."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im
+    except (OSError, SyntaxError, ValueError) as error:
+        raise UserError(f"{path} cannot be read ({error}): it is a damaged cache entry. Delete it and run "
+                        "again: the store makes what is missing.") from error
+
+
 @dataclass
 class Unit:
-    """One (label, prompt) and the seeds of its images."""
+    """One (label, prompt text, occurrence) and the seeds of its images, named by its content."""
 
     label: str
-    prompt_index: int
     prompt: str
+    occurrence: int  # which copy of this text among the label's prompts (naive repeats one sentence)
     seeds: list[int]
 
     @property
@@ -92,7 +102,19 @@ class Unit:
 
     @property
     def name(self) -> str:
-        return f"p{self.prompt_index:03d}"
+        identity = json.dumps([self.label, self.prompt, self.occurrence], ensure_ascii=False)
+        return "u" + hashlib.sha256(identity.encode()).hexdigest()[:12]
+
+
+def prompt_units(prompts: dict[str, LabelPrompts], seed: int, n: int) -> list[Unit]:
+    """The units of a run's prompts, each with the seeds of its n images."""
+    units = []
+    for label, lp in prompts.items():
+        seen: dict[str, int] = {}
+        for text in lp.prompts:
+            k = seen[text] = seen.get(text, -1) + 1
+            units.append(Unit(label, text, k, [derive_seed(seed, label, text, k, i) for i in range(n)]))
+    return units
 
 
 @dataclass
@@ -114,41 +136,35 @@ class Store:
     def missing_prompts(self, cfg: dict, generator, labels: list[str]) -> list[str]:
         """The labels whose prompts are not cached yet (only they need an API key or weights)."""
         folder = self.root / "prompts" / config_hash(keys.prompt_config(cfg, generator))
-        return [label for label in labels if not (folder / f"{label_slug(label)}.json").exists()]
+        return [label for label in labels if _read_prompts(folder / f"{label_slug(label)}.json") is None]
 
     def prompts(self, cfg: dict, generator, labels: list[str]) -> tuple[str, dict[str, LabelPrompts]]:
         cfg = keys.prompt_config(cfg, generator)
         key = config_hash(cfg)
         folder = self.root / "prompts" / key
         path = {label: folder / f"{label_slug(label)}.json" for label in labels}
-        if any(not p.exists() for p in path.values()):
-            folder.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(folder / "config.json", cfg)
+        result = {label: made for label in labels if (made := _read_prompts(path[label])) is not None}
+        if len(result) < len(labels):
+            _write_config(folder / "config.json", cfg)
             with FileLock(folder / ".lock"):  # one job asks the LLM; the others wait and reuse
-                missing = [label for label in labels if not path[label].exists()]
+                missing = [label for label in labels if _read_prompts(path[label]) is None]
                 for made in generator(missing) if missing else ():
                     if not made.prompts:
                         raise UserError(f"prompt generator returned no prompts for label '{made.label}'")
-                    atomic_write_json(path[made.label], made.__dict__)
-        result = {}
-        for label in labels:
-            if not path[label].exists():
-                raise UserError(f"prompt generator returned nothing for label '{label}'")
-            result[label] = LabelPrompts(**json.loads(path[label].read_text()))
-        return key, result
+                    atomic_write_json(path[made.label], scrub(made.__dict__))
+            for label in labels:
+                if (made := _read_prompts(path[label])) is None:
+                    raise UserError(f"prompt generator returned nothing for label '{label}'")
+                result[label] = made
+        return key, {label: result[label] for label in labels}
 
     # ---- images ----------------------------------------------------------------------
-    def images(self, cfg: dict, backend, prompt_key: str, prompts: dict[str, LabelPrompts], seed: int,
+    def images(self, cfg: dict, backend, prompts: dict[str, LabelPrompts], seed: int,
                generator_name: str = "") -> Folder:
         cfg = keys.images_config(cfg, backend)
-        folder = Folder(config_hash(cfg, prompt_key, seed), Path())
+        folder = Folder(config_hash(cfg, seed), Path())
         folder.path = self.root / "images" / folder.key
-        n = backend.images_per_prompt
-        units = [
-            Unit(label, p, text, [derive_seed(seed, label, p, i) for i in range(n)])
-            for label, lp in prompts.items()
-            for p, text in enumerate(lp.prompts)
-        ]
+        units = prompt_units(prompts, seed, backend.images_per_prompt)
 
         def make(unit: Unit) -> list[tuple[Image.Image, dict]]:
             made = backend(unit.label, [unit.prompt] * len(unit.seeds), unit.seeds)
@@ -157,7 +173,7 @@ class Store:
                 for g, s in zip(made, unit.seeds, strict=True)
             ]
 
-        self._fill(folder, units, make, {"generator": cfg, "prompts": prompt_key, "seed": seed}, "generate")
+        self._fill(folder, units, make, {"generator": cfg, "seed": seed}, "generate")
         return folder
 
     # ---- post-processing ---------------------------------------------------------------
@@ -165,53 +181,93 @@ class Store:
         cfg = keys.post_config(cfg, post)
         folder = Folder(config_hash(cfg, images.key), Path())
         folder.path = self.root / "post" / folder.key
-        by_unit: dict[tuple[str, int], list[dict]] = {}
+        by_unit: dict[str, list[dict]] = {}
         for row in images.rows:
-            by_unit.setdefault((row["label"], row["prompt_index"]), []).append(row)
-        units = [Unit(label, p, rows[0]["prompt"], [r["seed"] for r in rows]) for (label, p), rows in by_unit.items()]
+            by_unit.setdefault(row["unit"], []).append(row)
+        units = [Unit(rows[0]["label"], rows[0]["prompt"], rows[0]["occurrence"], [r["seed"] for r in rows])
+                 for rows in by_unit.values()]
 
         def make(unit: Unit) -> list[tuple[Image.Image, dict]]:
-            out = []
-            for row in by_unit[(unit.label, unit.prompt_index)]:
-                with Image.open(images.path / row["file_name"]) as im:
-                    source = im.copy()
-                out.append((post(source, derive_seed(row["seed"], "post")), {**_without_file(row), "post": cfg}))
-            return out
+            return [(post(open_image(images.path / row["file_name"]), derive_seed(row["seed"], "post")),
+                     {**_without_file(row), "post": cfg}) for row in by_unit[unit.name]]
 
         self._fill(folder, units, make, {"post": cfg, "images": images.key}, "post-process")
         return folder
 
     # ---- the shared machinery ----------------------------------------------------------
     def _fill(self, folder: Folder, units: list[Unit], make, config: dict, what: str) -> None:
-        """Make every unit that is not done yet, claiming each so concurrent jobs never both make it."""
-        atomic_write_json(folder.path / "config.json", config)
+        """Make every unit that is not done yet, claiming each so concurrent jobs never both make it.
+
+        A unit another job is making is skipped and come back to once the free ones are done.
+        """
         todo = [u for u in units if not self._done(folder, u)]
-        for unit in progress(todo, desc=f"{what} ({len(units) - len(todo)}/{len(units)} prompts cached)"):
-            marker = self._marker(folder, unit)
-            lock = _state(folder) / "locks" / unit.slug / f"{unit.name}.lock"
-            lock.parent.mkdir(parents=True, exist_ok=True)
-            with FileLock(lock):
-                if self._done(folder, unit):  # another job made it while we waited
-                    continue
-                for stale in (folder.path / unit.slug).glob(f".{unit.name}_i*.tmp"):
-                    stale.unlink()  # left by a job killed mid-write; we hold the unit's claim now
-                rows = []
-                for i, (image, info) in enumerate(make(unit)):
-                    file_name = f"{unit.slug}/{unit.name}_i{i:03d}.png"
-                    atomic_save_image(folder.path / file_name, image)
-                    rows.append({"file_name": file_name, "label": unit.label, "prompt_index": unit.prompt_index,
-                                 "image_index": i, **info})
-                atomic_write_bytes(marker, "".join(json.dumps(r) + "\n" for r in rows).encode())
-                folder.made += len(rows)
+        if todo:
+            _write_config(folder.path / "config.json", config)
+        bar = progress(None, total=len(todo), desc=f"{what} ({len(units) - len(todo)}/{len(units)} prompts cached)")
+        held: list[Unit] = []
+        for unit in todo:
+            if not self._claim_and_make(folder, unit, make, wait=False):
+                held.append(unit)
+            bar.update()
+        for unit in held:
+            log.info("waiting for %s '%s' (unit %s), which another job is making", unit.label, unit.prompt,
+                     unit.name)
+            started = time.perf_counter()
+            self._claim_and_make(folder, unit, make, wait=True)
+            log.info("unit %s ready after %.0f s", unit.name, time.perf_counter() - started)
+        bar.close()
         for unit in units:  # a unit made with more images per prompt serves fewer: the seeds are a prefix
             folder.rows.extend(read_jsonl(self._marker(folder, unit))[: len(unit.seeds)])
         folder.reused = len(folder.rows) - folder.made
-        self._write_index(folder)
+        if folder.made or not (folder.path / "metadata.jsonl").exists():
+            self._write_index(folder)
+
+    def _claim_and_make(self, folder: Folder, unit: Unit, make, wait: bool) -> bool:
+        """Make `unit` under its claim; False when another job holds the claim and `wait` is off."""
+        lock_path = _state(folder) / "locks" / unit.slug / f"{unit.name}.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(lock_path)
+        try:
+            lock.acquire(timeout=-1 if wait else 0)
+        except Timeout:
+            return False
+        try:
+            if self._done(folder, unit):  # another job made it while we waited
+                return True
+            marker = self._marker(folder, unit)
+            for stale in (folder.path / unit.slug).glob(f".{unit.name}_i*.tmp"):
+                stale.unlink()  # left by a job killed mid-write; we hold the unit's claim now
+            remove_stale_temps(marker)
+            rows = []
+            for i, (image, info) in enumerate(make(unit)):
+                file_name = f"{unit.slug}/{unit.name}_i{i:03d}.png"
+                atomic_save_image(folder.path / file_name, image)
+                rows.append({"file_name": file_name, "label": unit.label, "unit": unit.name,
+                             "occurrence": unit.occurrence, "image_index": i,
+                             "bytes": (folder.path / file_name).stat().st_size, **info})
+            atomic_write_bytes(marker, "".join(json.dumps(r) + "\n" for r in rows).encode())
+            folder.made += len(rows)
+            return True
+        finally:
+            lock.release()
 
     def _done(self, folder: Folder, unit: Unit) -> bool:
-        """Made, with at least as many images as asked (asking for more images per prompt remakes it)."""
+        """Made, with at least as many images as asked (more images per prompt remake it), every one
+        of them present at its recorded size; a damaged unit is said so and made again."""
         marker = self._marker(folder, unit)
-        return marker.exists() and len(read_jsonl(marker)) >= len(unit.seeds)
+        if not marker.exists():
+            return False
+        try:
+            rows = read_jsonl(marker)[: len(unit.seeds)]
+            damaged = [r["file_name"] for r in rows if _size(folder.path / r["file_name"]) != r["bytes"]]
+        except (ValueError, KeyError, TypeError, OSError) as error:
+            log.warning("remaking %s '%s': its record %s is damaged (%s)", unit.label, unit.prompt, marker, error)
+            return False
+        if damaged:
+            log.warning("remaking %s '%s': %s is missing or truncated", unit.label, unit.prompt,
+                        folder.path / damaged[0])
+            return False
+        return len(rows) == len(unit.seeds)
 
     @staticmethod
     def _marker(folder: Folder, unit: Unit) -> Path:
@@ -219,10 +275,48 @@ class Store:
 
     @staticmethod
     def _write_index(folder: Folder) -> None:
-        """metadata.jsonl of every finished unit in the folder (not only this run's labels)."""
-        markers = sorted((_state(folder) / "units").glob("*/*.jsonl"))
-        rows = [line for p in markers for line in p.read_text().splitlines()]
-        atomic_write_bytes(folder.path / "metadata.jsonl", "".join(line + "\n" for line in rows).encode())
+        """metadata.jsonl of every finished unit in the folder (not only this run's labels).
+
+        Listing the markers and writing the index happen under one lock: each job writes its
+        markers before it takes the lock, so the last job to write the index lists every unit.
+        """
+        folder.path.mkdir(parents=True, exist_ok=True)
+        with FileLock(_state(folder) / "index.lock"):
+            rows = []
+            for marker in sorted((_state(folder) / "units").glob("*/*.jsonl")):
+                try:
+                    rows += [json.dumps(r) for r in read_jsonl(marker)]
+                except ValueError:
+                    log.warning("metadata.jsonl leaves out %s: it is damaged (its unit is remade when asked for)",
+                                marker)
+            atomic_write_bytes(folder.path / "metadata.jsonl", "".join(line + "\n" for line in rows).encode())
+
+
+def _read_prompts(path: Path) -> LabelPrompts | None:
+    """A label's cached prompts, or None when missing or damaged (then they are made again)."""
+    if not path.exists():
+        return None
+    try:
+        made = LabelPrompts(**json.loads(path.read_text()))
+        if made.prompts and all(isinstance(p, str) for p in made.prompts):
+            return made
+        raise ValueError("no prompts in it")
+    except (ValueError, TypeError, OSError) as error:
+        log.warning("prompts %s are damaged (%s): making them again", path, error)
+        return None
+
+
+def _write_config(path: Path, config: dict) -> None:
+    """A folder's config.json, for people reading the store: written once, secrets masked."""
+    if not path.exists():
+        atomic_write_json(path, scrub(config))
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return -1
 
 
 def _state(folder: Folder) -> Path:
@@ -231,7 +325,7 @@ def _state(folder: Folder) -> Path:
 
 
 def _without_file(row: dict) -> dict:
-    return {k: v for k, v in row.items() if k not in {"file_name", "label", "prompt_index", "image_index"}}
+    return {k: v for k, v in row.items() if k not in {"file_name", "label", "image_index", "bytes"}}
 
 
 def export(folder: Folder, labels: Iterable[str], dest: Path) -> Path:

@@ -9,7 +9,6 @@ of a finished run; the Result says which (`status`), so a reused result never lo
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from odin.errors import ConfigError
+from odin.files import atomic_write, remove_stale_temps
 from odin.progress import progress
 
 log = logging.getLogger(__name__)
@@ -144,8 +144,8 @@ def train(model, train_set: ImageItems, test_set: ImageItems, cfg, checkpoint: P
     model.to(device)
     optimizer = make_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.weight_decay)
     history: list[dict] = []
-    if checkpoint.exists() and resume:
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
+    state = load_checkpoint(checkpoint, device) if resume else None
+    if state is not None:
         history = state["history"]
         if len(history) >= cfg.epochs:  # finished before: no schedule depends on epochs, so read it
             log.info("training already done: epochs 1-%d read from %s (train.resume=false retrains)",
@@ -154,7 +154,7 @@ def train(model, train_set: ImageItems, test_set: ImageItems, cfg, checkpoint: P
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         log.info("resuming from %s after epoch %d", checkpoint, len(history))
-    elif checkpoint.exists():
+    elif checkpoint.exists() and not resume:
         log.info("train.resume=false: training from scratch, replacing %s", checkpoint)
     from_checkpoint = len(history)
     workers = 0 if cfg.preload else cfg.num_workers  # preloaded images are already in this process
@@ -196,8 +196,22 @@ def summarize(history: list[dict], status: str = "trained", from_checkpoint: int
                   scored[-1]["top1"], scored[-1]["top3"], history, status, from_checkpoint)
 
 
+def load_checkpoint(path: Path, device) -> dict | None:
+    """The checkpoint's state, or None when there is none; a damaged one is said so and trained anew
+    (it is a cache: the same key trains the same model again)."""
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location=device, weights_only=False)
+        if not isinstance(state, dict) or not {"model", "optimizer", "history"} <= set(state):
+            raise ValueError("not an ODIN checkpoint")
+        return state
+    except Exception as error:  # torch reports damage as RuntimeError, EOFError, UnpicklingError, ...
+        log.warning("checkpoint %s is damaged (%s: %s): training from scratch", path, type(error).__name__,
+                    str(error)[:200])
+        return None
+
+
 def _atomic_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    remove_stale_temps(path)  # a killed save's leftover (MBs) goes before the next one is written
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))

@@ -45,21 +45,21 @@ def test_speed_settings_do_not_change_the_image_key_but_settings_do():
 
 def test_images_are_made_once_and_reused(tmp_path):
     store, backend = Store(tmp_path), SeedSquares()
-    first = store.images({"b": 1}, backend, "pk", PROMPTS, seed=0)
+    first = store.images({"b": 1}, backend, PROMPTS, seed=0)
     assert (first.made, first.reused) == (12, 0)
-    again = store.images({"b": 1}, SeedSquares(), "pk", PROMPTS, seed=0)
+    again = store.images({"b": 1}, SeedSquares(), PROMPTS, seed=0)
     assert (again.made, again.reused) == (0, 12)
     assert [r["file_name"] for r in again.rows] == [r["file_name"] for r in first.rows]
     # a subset of labels reuses the same folder; another seed is another folder
-    subset = store.images({"b": 1}, SeedSquares(), "pk", {"three": PROMPTS["three"]}, seed=0)
+    subset = store.images({"b": 1}, SeedSquares(), {"three": PROMPTS["three"]}, seed=0)
     assert (subset.made, subset.path) == (0, first.path)
-    assert store.images({"b": 1}, SeedSquares(), "pk", PROMPTS, seed=1).path != first.path
+    assert store.images({"b": 1}, SeedSquares(), PROMPTS, seed=1).path != first.path
 
 
 def test_folder_is_an_imagefolder_with_metadata(tmp_path):
     from torchvision.datasets import ImageFolder
 
-    folder = Store(tmp_path).images({"b": 1}, SeedSquares(), "pk", PROMPTS, seed=0)
+    folder = Store(tmp_path).images({"b": 1}, SeedSquares(), PROMPTS, seed=0)
     dataset = ImageFolder(str(folder.path))
     assert sorted(dataset.classes) == ["seven", "three"] and len(dataset) == 12
     rows = [json.loads(line) for line in (folder.path / "metadata.jsonl").read_text().splitlines()]
@@ -69,8 +69,8 @@ def test_folder_is_an_imagefolder_with_metadata(tmp_path):
 
 
 def test_image_seeds_do_not_depend_on_which_labels_run_together(tmp_path):
-    both = Store(tmp_path / "a").images({}, SeedSquares(), "pk", PROMPTS, seed=0)
-    alone = Store(tmp_path / "b").images({}, SeedSquares(), "pk", {"three": PROMPTS["three"]}, seed=0)
+    both = Store(tmp_path / "a").images({}, SeedSquares(), PROMPTS, seed=0)
+    alone = Store(tmp_path / "b").images({}, SeedSquares(), {"three": PROMPTS["three"]}, seed=0)
     for row in alone.rows:
         a = (both.path / row["file_name"]).read_bytes()
         assert a == (alone.path / row["file_name"]).read_bytes()
@@ -78,7 +78,7 @@ def test_image_seeds_do_not_depend_on_which_labels_run_together(tmp_path):
 
 def test_post_is_cached_per_images_and_post_config(tmp_path):
     store = Store(tmp_path)
-    images = store.images({}, SeedSquares(), "pk", PROMPTS, seed=0)
+    images = store.images({}, SeedSquares(), PROMPTS, seed=0)
     salt = PostProcessor("salt", "salt", amount=0.2)
     out = store.post({"mode": "salt"}, salt, images)
     assert (out.made, len(out.rows)) == (12, 12)
@@ -100,7 +100,7 @@ from backends import SeedSquares
 from odin.prompts import LabelPrompts
 from odin.store import Store
 prompts = {{l: LabelPrompts(l, [f"{{l}} {{i}}" for i in range(6)]) for l in ["one", "two"]}}
-f = Store({root!r}).images({{}}, SeedSquares(images_per_prompt=5, delay={delay}), "pk", prompts, seed=0)
+f = Store({root!r}).images({{}}, SeedSquares(images_per_prompt=5, delay={delay}), prompts, seed=0)
 print("MADE", f.made, flush=True)
 """
 
@@ -142,10 +142,10 @@ def test_concurrent_jobs_never_make_the_same_unit_twice(tmp_path):
 
 def test_more_images_per_prompt_extends_fewer_reuses_a_prefix(tmp_path):
     store = Store(tmp_path)
-    three = store.images({}, SeedSquares(images_per_prompt=3), "pk", PROMPTS, seed=0)
-    five = store.images({}, SeedSquares(images_per_prompt=5), "pk", PROMPTS, seed=0)
+    three = store.images({}, SeedSquares(images_per_prompt=3), PROMPTS, seed=0)
+    five = store.images({}, SeedSquares(images_per_prompt=5), PROMPTS, seed=0)
     assert five.path == three.path and five.made == 20 and len(five.rows) == 20
-    two = store.images({}, SeedSquares(images_per_prompt=2), "pk", PROMPTS, seed=0)
+    two = store.images({}, SeedSquares(images_per_prompt=2), PROMPTS, seed=0)
     assert two.made == 0 and len(two.rows) == 8 and {r["image_index"] for r in two.rows} == {0, 1}
     for row in three.rows:  # the same seeds drew the same first images
         assert row["seed"] in {r["seed"] for r in five.rows}

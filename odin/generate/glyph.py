@@ -39,7 +39,7 @@ def label_to_char(label: str) -> str | None:
     text = label.strip()
     if text.lower() in DIGIT_NAMES:
         return str(DIGIT_NAMES.index(text.lower()))
-    if len(text) == 1 and (text.isdigit() or ("a" <= text.lower() <= "z")):
+    if len(text) == 1 and text.isascii() and text.isalnum():  # "²".isdigit() is True, but no font draws it
         return text
     return None
 

@@ -1,0 +1,168 @@
+"""One pass over the composed config before any work: ranges, choices, devices, sizes and counts.
+
+Each rule names its key and what would work, so a bad value fails in a second, before a prompt is
+asked for, an image made or torch imported (a CUDA device is the one check that needs torch).
+The schemas (odin/config.py) already fix the types; this adds what a type cannot say.
+tests/test_validate.py checks that every number and choice of every schema has a rule here.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from odin.errors import ConfigError
+
+MAX_PROMPTS = 10_000  # per label
+MAX_IMAGES_PER_PROMPT = 10_000
+MAX_IMAGES = 10_000_000  # per run: far beyond the paper's largest table (CIFAR-100: 18,000)
+DTYPES = ("auto", "float32", "fp32", "float16", "fp16", "bfloat16", "bf16")
+
+
+def between(low: float, high: float) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: v is not None and math.isfinite(v) and low <= v <= high), f"a number from {low} to {high}"
+
+
+def positive() -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: v is not None and math.isfinite(v) and v > 0), "a finite number above 0"
+
+
+def one_of(*choices: str) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: v in choices), f"one of {', '.join(choices)}"
+
+
+def device() -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: bool(re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", str(v)))), "auto, cpu, cuda, cuda:N or mps"
+
+
+def image_side() -> tuple[Callable[[Any], bool], str]:
+    works = "null (the model's own) or a multiple of 8 from 64 to 4096"
+    return (lambda v: v is None or (64 <= v <= 4096 and v % 8 == 0)), works
+
+
+def odd_kernel() -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: 1 <= v <= 99 and v % 2 == 1), "an odd number from 1 to 99"
+
+
+RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "seed": ((lambda v: 0 <= v < 2**32), "an integer from 0 to 2**32 - 1"),
+    "samples_per_class": between(0, 1000),
+    "task.name": one_of("train", "formulate"),
+    # prompts
+    "prompt.num_prompts": between(1, MAX_PROMPTS),
+    "prompt.temperature": between(0, 2),
+    "prompt.max_tokens": ((lambda v: v is None or v >= 1), "null or at least 1"),
+    "prompt.concurrency": between(1, 256),
+    "prompt.timeout": positive(),
+    "prompt.max_retries": between(0, 100),
+    "prompt.max_asks": between(1, 100),
+    "prompt.max_images": between(1, 100_000),
+    "prompt.max_new_tokens": between(1, 1024),
+    "prompt.num_beams": between(1, 64),
+    "prompt.dtype": one_of(*DTYPES),
+    "prompt.device": device(),
+    "prompt.batch_size": between(1, 4096),
+    # text-to-image
+    "diffusion.prompts_per_label": between(1, MAX_PROMPTS),
+    "diffusion.images_per_prompt": between(1, MAX_IMAGES_PER_PROMPT),
+    "diffusion.size": between(8, 2048),
+    "diffusion.batch_size": between(1, 4096),
+    "diffusion.steps": between(1, 1000),
+    "diffusion.guidance_scale": between(0, 100),
+    "diffusion.height": image_side(),
+    "diffusion.width": image_side(),
+    "diffusion.safety_retries": between(0, 100),
+    "diffusion.dtype": one_of(*DTYPES),
+    "diffusion.device": device(),
+    # post-processing
+    "post.mode": one_of("none", "blur", "gaussian", "localvar", "poisson", "salt", "pepper", "s&p", "speckle"),
+    "post.kernel_size": odd_kernel(),
+    "post.mean": between(-1, 1),
+    "post.var": between(0, 1),
+    "post.amount": between(0, 1),
+    "post.salt_vs_pepper": between(0, 1),
+    "post.local_vars": one_of("constant", "brightness"),
+    # model and training
+    "model.input_size": between(8, 1024),
+    "train.epochs": between(1, 100_000),
+    "train.batch_size": between(1, 65_536),
+    "train.optimizer": one_of("adam", "adamw", "sgd"),
+    "train.lr": ((lambda v: math.isfinite(v) and 0 < v <= 10), "a finite number above 0 (the paper: 2e-5)"),
+    "train.weight_decay": between(0, 10),
+    "train.label_smoothing": ((lambda v: math.isfinite(v) and 0 <= v < 1), "a number from 0 up to (not including) 1"),
+    "train.device": device(),
+    "train.num_workers": between(0, 256),
+    "train.eval_every": between(1, 100_000),
+    # the real datasets
+    "dataset.image_size": between(8, 4096),
+    "dataset.max_per_class": ((lambda v: v is None or v >= 1), "null (all) or at least 1"),
+    "dataset.train_per_class": between(1, 100_000),
+    "dataset.test_fraction": ((lambda v: 0 < v < 1), "a fraction between 0 and 1"),
+}
+
+
+def validate(cfg: DictConfig) -> None:
+    """Every rule whose key the config has; then the store's path and the devices."""
+    for key, (ok, works) in RULES.items():
+        group, _, name = key.rpartition(".")
+        node = cfg.get(group) if group else cfg
+        if node is None or name not in node:
+            continue
+        value = node[name]
+        try:
+            good = ok(value)
+        except (TypeError, ValueError):
+            good = False
+        if not good:
+            raise ConfigError(f"{key}={value!r} is out of range: use {works}")
+    check_store_path(cfg.paths.store)
+    for key in ("train.device", "diffusion.device", "prompt.device"):
+        group, name = key.split(".")
+        if str(cfg[group].get(name, "auto")).startswith("cuda"):
+            check_cuda(key, str(cfg[group][name]))
+
+
+def check_store_path(store: str | None) -> None:
+    """The store gets a folder of its own: never '' (the current directory), the home folder or '/'."""
+    if not store or not str(store).strip():
+        raise ConfigError("paths.store is empty (is ODIN_STORE set to ''?): give the store a folder of its own, "
+                          "e.g. paths.store=outputs/store")
+    path = Path(store).expanduser().resolve()
+    if path in (Path.home().resolve(), Path(path.anchor), Path.cwd().resolve()):
+        raise ConfigError(f"paths.store={store} is {path} itself, where prompts/, images/ and post/ would be written "
+                          "among your own files: give the store a folder of its own, e.g. paths.store="
+                          f"{Path(store) / 'odin-store'}")
+
+
+def check_cuda(key: str, value: str) -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError(f"{key}={value} but torch sees no CUDA device (torch {torch.__version__}): run on a GPU "
+                          f"node or set {key}=auto")
+    index = int(value.split(":")[1]) if ":" in value else 0
+    if index >= torch.cuda.device_count():
+        raise ConfigError(f"{key}={value}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+
+
+def check_plan(cfg: DictConfig, labels: list[str]) -> int:
+    """The number of images a run asks for, refused when it is beyond any sensible run."""
+    prompts = int(cfg.prompt.get("num_prompts", 1))
+    per_prompt = int(cfg.diffusion.get("images_per_prompt", 1))
+    total = len(labels) * prompts * per_prompt
+    if total > MAX_IMAGES:
+        raise ConfigError(f"this run would make {total:,} images ({len(labels):,} labels x prompt.num_prompts="
+                          f"{prompts:,} x diffusion.images_per_prompt={per_prompt:,}), more than {MAX_IMAGES:,}: "
+                          "lower the counts or split the labels over several runs")
+    return total
+
+
+def some(items: list, limit: int = 10) -> str:
+    """A list for a message: the first `limit` items and how many more."""
+    shown = ", ".join(repr(i) for i in items[:limit])
+    return shown + (f" ... and {len(items) - limit:,} more" if len(items) > limit else "")
