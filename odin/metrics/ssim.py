@@ -80,11 +80,19 @@ class ImageStats:
     """What SSIM needs of each image alone, computed once: its local means and variances."""
 
     def __init__(self, images: torch.Tensor, taps: torch.Tensor, win_size: int, data_range: float,
-                 use_sample_covariance: bool):
+                 use_sample_covariance: bool, backend: str):
         n_window = win_size ** 2
         self.cov_norm = n_window / (n_window - 1) if use_sample_covariance else 1.0
         self.c1, self.c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
-        self.images, self.taps = images, taps.to(images)
+        self.images, self.taps, self.backend = images, taps.to(images), backend
+        maps = (*images.shape[:2], images.shape[2] - win_size + 1, images.shape[3] - win_size + 1)
+        if backend == "numba":  # the same maps in one fused pass, filtered in float64
+            from odin.metrics.ssim_cpu import image_stats
+
+            self.mean, self.a, self.b = (torch.empty(maps, dtype=images.dtype) for _ in range(3))
+            image_stats(images.numpy(), taps.numpy(), self.c1, self.c2, self.cov_norm, self.mean.numpy(),
+                        self.a.numpy(), self.b.numpy())
+            return
         # In float64 whatever the pairs' dtype: E[x^2] - E[x]^2 cancels digits, and this is only O(N).
         x, taps64 = images.double(), taps.to(images.device)
         mean = valid_filter(x, taps64)
@@ -94,17 +102,20 @@ class ImageStats:
         self.a = (mean * mean + self.c1 / 2).to(images.dtype)
         self.b = (variance + self.c2 / 2).to(images.dtype)
 
-    def ssim(self, i: torch.Tensor, j: torch.Tensor, backend: str) -> torch.Tensor:
+    def ssim(self, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
         """SSIM of the pairs (i[k], j[k]): the cropped map's mean over channels and pixels."""
-        return self._ssim_numba(i, j) if backend == "numba" else self._ssim_torch(i, j)
+        return self._ssim_numba(i, j) if self.backend == "numba" else self._ssim_torch(i, j)
 
     def _ssim_numba(self, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
-        from odin.metrics.ssim_cpu import pair_ssim
+        from odin.metrics.ssim_cpu import band_rows, pair_ssim
 
-        dtype = self.images.numpy().dtype.type  # constants in the images' precision: no float64 promotion
+        x = self.images.numpy()
+        dtype = x.dtype.type  # constants in the images' precision: no float64 promotion
+        used = len(torch.unique(torch.cat([i, j])))
+        band = band_rows(used, x.shape[-1], len(self.taps), x.itemsize, self.mean.shape[-2])
         out = np.empty(len(i), dtype=np.float64)
-        pair_ssim(self.images.numpy(), self.mean.numpy(), self.a.numpy(), self.b.numpy(), i.numpy(), j.numpy(),
-                  self.taps.numpy(), dtype(self.c1), dtype(self.c2), dtype(2 * self.cov_norm), out)
+        pair_ssim(x, self.mean.numpy(), self.a.numpy(), self.b.numpy(), i.numpy(), j.numpy(), self.taps.numpy(),
+                  dtype(self.c1), dtype(self.c2), dtype(2 * self.cov_norm), band, out)
         return torch.from_numpy(out)
 
     def _ssim_torch(self, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
@@ -140,14 +151,14 @@ def pairwise_ssim(images, data_range: float | None = None, *, win_size: int | No
         backend = "numba" if images.device.type == "cpu" else "torch"
     if backend not in ("numba", "torch") or (backend == "numba" and images.device.type != "cpu"):
         raise ValueError(f"backend={backend!r}: use 'numba' (CPU only), 'torch' (any device) or 'auto'")
-    stats = ImageStats(images, taps, win, data_range, use_sample_covariance)
+    stats = ImageStats(images, taps, win, data_range, use_sample_covariance, backend)
     n = len(images)
-    if batch_pairs is None:
-        batch_pairs = max(1, PAIR_BATCH_ELEMENTS // images[0].numel())
+    if batch_pairs is None:  # the numba loop needs no memory per pair: one batch, so bands are shared by all
+        batch_pairs = n * n if backend == "numba" else max(1, PAIR_BATCH_ELEMENTS // images[0].numel())
     out = torch.empty(n * (n - 1) // 2, dtype=torch.float64)
     done = 0
     for i, j in pair_batches(n, batch_pairs, images.device):
-        out[done:done + len(i)] = stats.ssim(i, j, backend).to("cpu", torch.float64)
+        out[done:done + len(i)] = stats.ssim(i, j).to("cpu", torch.float64)
         done += len(i)
     return out
 

@@ -1,9 +1,15 @@
 """The per-pair part of SSIM as one fused loop for CPUs (numba), used by odin.metrics.ssim.
 
 On a CPU, torch runs each elementwise step of the SSIM formula as its own pass over memory (about 20
-per pair); this loop does the product, the separable window filter and the formula in one sweep per
-image row, in L1 cache, vectorised along the row, pairs spread over threads. Every loop over `w` is
-innermost so LLVM vectorises it.
+per pair); this loop does the product, the separable window filter and the formula in one sweep, in
+cache, vectorised along the image row, pairs spread over threads. Every loop over `w` is innermost so
+LLVM vectorises it.
+
+Cache blocking: a pair reads two images and six statistic maps, megabytes at 224x224 RGB, so going pair
+by pair streams everything from RAM for every pair. Instead the image is cut into bands of rows; every
+pair is scored on one band (of one channel) before the next, so each image's band is read from RAM
+once and then reused from cache by all its N-1 pairs. A band needs k-1 extra rows above its last one
+(the window), which is the cost of a band.
 """
 
 from __future__ import annotations
@@ -11,45 +17,110 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+CACHE_BUDGET = 4 << 20  # bytes of all images' band data that should stay in cache together
+
+
+def band_rows(n_images: int, width: int, k: int, itemsize: int, out_h: int) -> int:
+    """Output rows per band: as many as fit CACHE_BUDGET for all images (an image row plus 3 statistic rows)."""
+    per_row = n_images * (width + 3 * (width - k + 1)) * itemsize
+    rows = CACHE_BUDGET // max(1, per_row) - (k - 1)
+    return int(min(out_h, max(4 * (k - 1), rows)))  # never so thin that the extra k-1 rows dominate
+
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
-def pair_ssim(x, mean, a, b, first, second, taps, c1, c2, two_cov_norm, out):  # pragma: no cover - compiled
+def pair_ssim(x, mean, a, b, first, second, taps, c1, c2, two_cov_norm, band, out):  # pragma: no cover - compiled
     """out[p] = SSIM of images first[p] and second[p]: x [N, C, H, W]; mean, a, b [N, C, H', W'] (valid maps)."""
     channels, height, width = x.shape[1], x.shape[2], x.shape[3]
     k = taps.shape[0]
     out_h, out_w = height - k + 1, width - k + 1
-    for p in numba.prange(first.shape[0]):
-        i, j = first[p], second[p]
-        product = np.empty(width, x.dtype)
-        # The last k rows of the product filtered along the row: a ring that stays in L1 cache.
-        ring = np.empty((k, out_w), x.dtype)
-        e_xy = np.empty(out_w, x.dtype)
-        # Per-column sums of the SSIM map, in float64; one vector add per row (a scalar running sum would
-        # serialise the loop on the add's latency).
-        column_sums = np.zeros(out_w, np.float64)
-        for c in range(channels):
-            for r in range(height):
-                xi, xj, filtered = x[i, c, r], x[j, c, r], ring[r % k]
-                for w in range(width):
-                    product[w] = xi[w] * xj[w]
-                for w in range(out_w):
-                    filtered[w] = product[w] * taps[0]
-                for t in range(1, k):
+    n_pairs = first.shape[0]
+    sums = np.zeros(n_pairs, np.float64)
+    for c in range(channels):
+        for band_top in range(0, out_h, band):
+            rows = min(band, out_h - band_top)
+            for p in numba.prange(n_pairs):
+                i, j = first[p], second[p]
+                product = np.empty(width, x.dtype)
+                across = np.empty((rows + k - 1, out_w), x.dtype)  # the product filtered along each row
+                e_xy = np.empty(out_w, x.dtype)
+                # Per-column sums of the SSIM map in float64: one vector add per row (a scalar running sum
+                # would serialise the loop on the add's latency).
+                column_sums = np.zeros(out_w, np.float64)
+                for r in range(rows + k - 1):
+                    xi, xj, filtered = x[i, c, band_top + r], x[j, c, band_top + r], across[r]
+                    for w in range(width):
+                        product[w] = xi[w] * xj[w]
                     for w in range(out_w):
-                        filtered[w] += product[w + t] * taps[t]
-                top = r - k + 1  # the output row whose window ends at input row r
-                if top < 0:
-                    continue
-                for w in range(out_w):
-                    e_xy[w] = ring[top % k, w] * taps[0]
-                for t in range(1, k):
-                    filtered = ring[(top + t) % k]
+                        filtered[w] = product[w] * taps[0]
+                    for t in range(1, k):
+                        for w in range(out_w):
+                            filtered[w] += product[w + t] * taps[t]
+                for r in range(rows):
                     for w in range(out_w):
-                        e_xy[w] += filtered[w] * taps[t]
-                mi, mj, ai, aj = mean[i, c, top], mean[j, c, top], a[i, c, top], a[j, c, top]
-                bi, bj = b[i, c, top], b[j, c, top]
-                for w in range(out_w):  # all in the images' dtype, so float32 stays 8 lanes wide
-                    mean_product = mi[w] * mj[w]
-                    numerator = (mean_product + mean_product + c1) * (two_cov_norm * (e_xy[w] - mean_product) + c2)
-                    column_sums[w] += numerator / ((ai[w] + aj[w]) * (bi[w] + bj[w]))
-        out[p] = column_sums.sum() / (channels * out_h * out_w)
+                        e_xy[w] = across[r, w] * taps[0]
+                    for t in range(1, k):
+                        filtered = across[r + t]
+                        for w in range(out_w):
+                            e_xy[w] += filtered[w] * taps[t]
+                    top = band_top + r
+                    mi, mj, ai, aj = mean[i, c, top], mean[j, c, top], a[i, c, top], a[j, c, top]
+                    bi, bj = b[i, c, top], b[j, c, top]
+                    for w in range(out_w):  # all in the images' dtype, so float32 stays 8 lanes wide
+                        mean_product = mi[w] * mj[w]
+                        numerator = (mean_product + mean_product + c1) * (two_cov_norm * (e_xy[w] - mean_product) + c2)
+                        column_sums[w] += numerator / ((ai[w] + aj[w]) * (bi[w] + bj[w]))
+                sums[p] += column_sums.sum()
+    for p in range(n_pairs):
+        out[p] = sums[p] / (channels * out_h * out_w)
+
+
+@numba.njit(parallel=True, fastmath=True, cache=True)
+def image_stats(x, taps, c1, c2, cov_norm, mean, a, b):  # pragma: no cover - compiled
+    """Each image's maps [N, C, H', W'] in one pass: local mean, a = mean^2 + c1/2, b = variance + c2/2.
+
+    Filtered in float64 whatever x's dtype: E[x^2] - E[x]^2 cancels digits.
+    """
+    height, width = x.shape[2], x.shape[3]
+    k = taps.shape[0]
+    out_h, out_w = height - k + 1, width - k + 1
+    for n in numba.prange(x.shape[0] * x.shape[1]):
+        image, c = n // x.shape[1], n % x.shape[1]
+        row, squares = np.empty(width), np.empty(width)
+        across, across_sq = np.empty((height, out_w)), np.empty((height, out_w))
+        m, sq = np.empty(out_w), np.empty(out_w)
+        for r in range(height):
+            source = x[image, c, r]
+            for w in range(width):
+                row[w] = source[w]
+                squares[w] = row[w] * row[w]
+            _filter_row(row, taps, across[r])
+            _filter_row(squares, taps, across_sq[r])
+        for r in range(out_h):
+            _filter_rows(across, r, taps, m)
+            _filter_rows(across_sq, r, taps, sq)
+            mean_row, a_row, b_row = mean[image, c, r], a[image, c, r], b[image, c, r]
+            for w in range(out_w):
+                mean_row[w] = m[w]
+                a_row[w] = m[w] * m[w] + c1 / 2
+                b_row[w] = cov_norm * (sq[w] - m[w] * m[w]) + c2 / 2
+
+
+@numba.njit(fastmath=True, inline="always")
+def _filter_row(row, taps, out):  # pragma: no cover - compiled
+    """out[w] = sum_t taps[t] * row[w + t], one vectorised pass per tap."""
+    for w in range(out.shape[0]):
+        out[w] = row[w] * taps[0]
+    for t in range(1, taps.shape[0]):
+        for w in range(out.shape[0]):
+            out[w] += row[w + t] * taps[t]
+
+
+@numba.njit(fastmath=True, inline="always")
+def _filter_rows(rows, top, taps, out):  # pragma: no cover - compiled
+    """out[w] = sum_t taps[t] * rows[top + t, w]."""
+    for w in range(out.shape[0]):
+        out[w] = rows[top, w] * taps[0]
+    for t in range(1, taps.shape[0]):
+        filtered = rows[top + t]
+        for w in range(out.shape[0]):
+            out[w] += filtered[w] * taps[t]
