@@ -139,3 +139,34 @@ def test_colorfulness_of_an_unequal_split_batched():
     assert expected == pytest.approx(144.83, abs=0.01)  # worked out by hand: 123.45 + 0.3 * 71.27
     with pytest.raises(ValueError, match=r"RGB images as \[N, 3, H, W\]"):
         colorfulness(torch.zeros(2, 1, 8, 8))
+
+
+def test_mostly_flat_images_stay_exact_in_the_default_float64():
+    """Plain backgrounds are where float32 loses the 1e-4 agreement (E[xy] - E[x]E[y] cancels); float64 keeps it."""
+    rng = np.random.default_rng(5)
+    images = np.full((4, 3, 40, 40), 0.7)
+    for k in range(1, 4):
+        images[k, :, 5 * k:5 * k + 10, 8:20] = rng.random((3, 10, 12))
+    reference = skimage_pairs(images, data_range=1.0)
+    np.testing.assert_allclose(pairwise_ssim(images, 1.0).numpy(), reference, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(pairwise_ssim(images, 1.0, backend="torch").numpy(), reference, rtol=0, atol=1e-9)
+
+
+def test_load_images_resizes_and_feeds_both_metrics(tmp_path):
+    from PIL import Image
+
+    from odin.metrics.images import load_images
+
+    paths = []
+    for k, colour in enumerate([(255, 0, 0), (0, 0, 255), (30, 30, 30)]):
+        paths.append(tmp_path / f"{k}.png")
+        Image.new("RGB", (40 + 10 * k, 30), colour).save(paths[-1])
+    rgb_images = load_images(paths, size=16)
+    assert rgb_images.shape == (3, 3, 16, 16) and rgb_images.dtype == torch.uint8
+    assert rgb_images[0, :, 5, 5].tolist() == [255, 0, 0]
+    assert colorfulness(rgb_images)[2].item() == pytest.approx(0.0, abs=1e-9)
+    gray = load_images(paths, size=16, gray=True)
+    assert gray.shape == (3, 1, 16, 16)
+    assert pairwise_ssim(gray).shape == (3,)  # uint8: data_range 255 from the dtype
+    with pytest.raises(ValueError, match="differ in size"):
+        load_images(paths)
