@@ -91,9 +91,8 @@ class ImageStats:
             from odin.metrics.ssim_cpu import image_stats, use_torch_threads
 
             use_torch_threads()
-            self.mean, self.a, self.b = (torch.empty(maps, dtype=images.dtype) for _ in range(3))
-            image_stats(images.numpy(), taps.numpy(), self.c1, self.c2, self.cov_norm, self.mean.numpy(),
-                        self.a.numpy(), self.b.numpy())
+            self.mean, self.b = (torch.empty(maps, dtype=images.dtype) for _ in range(2))
+            image_stats(images.numpy(), taps.numpy(), self.c2, self.cov_norm, self.mean.numpy(), self.b.numpy())
             return
         # In float64 whatever the pairs' dtype: E[x^2] - E[x]^2 cancels digits, and this is only O(N).
         x, taps64 = images.double(), taps.to(images.device)
@@ -116,7 +115,7 @@ class ImageStats:
         used = len(torch.unique(torch.cat([i, j])))
         band = band_rows(used, x.shape[-1], len(self.taps), x.itemsize, self.mean.shape[-2])
         out = np.empty(len(i), dtype=np.float64)
-        pair_ssim(x, self.mean.numpy(), self.a.numpy(), self.b.numpy(), i.numpy(), j.numpy(), self.taps.numpy(),
+        pair_ssim(x, self.mean.numpy(), self.b.numpy(), i.numpy(), j.numpy(), self.taps.numpy(),
                   dtype(self.c1), dtype(self.c2), dtype(2 * self.cov_norm), band, self.running, out)
         return torch.from_numpy(out)
 

@@ -5,7 +5,7 @@ per pair); this loop does the product, the separable window filter and the formu
 cache, vectorised along the image row, pairs spread over threads. Every loop over `w` is innermost so
 LLVM vectorises it.
 
-Cache blocking: a pair reads two images and six statistic maps, megabytes at 224x224 RGB, so going pair
+Cache blocking: a pair reads two images and four statistic maps, megabytes at 224x224 RGB, so going pair
 by pair streams everything from RAM for every pair. Instead the image is cut into bands of rows; every
 pair is scored on one band (of one channel) before the next, so each image's band is read from RAM
 once and then reused from cache by all its N-1 pairs. A band needs k-1 extra rows above its last one
@@ -29,15 +29,15 @@ CACHE_BUDGET = 4 << 20  # bytes of all images' band data that should stay in cac
 
 
 def band_rows(n_images: int, width: int, k: int, itemsize: int, out_h: int) -> int:
-    """Output rows per band: as many as fit CACHE_BUDGET for all images (an image row plus 3 statistic rows)."""
-    per_row = n_images * (width + 3 * (width - k + 1)) * itemsize
+    """Output rows per band: as many as fit CACHE_BUDGET for all images (an image row plus 2 statistic rows)."""
+    per_row = n_images * (width + 2 * (width - k + 1)) * itemsize
     rows = CACHE_BUDGET // max(1, per_row) - (k - 1)
     return int(min(out_h, max(4 * (k - 1), rows)))  # never so thin that the extra k-1 rows dominate
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
-def pair_ssim(x, mean, a, b, first, second, taps, c1, c2, two_cov_norm, band, running, out):  # pragma: no cover
-    """out[p] = SSIM of images first[p] and second[p]: x [N, C, H, W]; mean, a, b [N, C, H', W'] (valid maps).
+def pair_ssim(x, mean, b, first, second, taps, c1, c2, two_cov_norm, band, running, out):  # pragma: no cover
+    """out[p] = SSIM of images first[p] and second[p]: x [N, C, H, W]; mean, b [N, C, H', W'] (valid maps).
 
     `running`: the taps are equal (the uniform window) and x is float64, so the vertical filter can be a
     sliding sum (its rounding drift over a few hundred rows is ~1e-14 in float64; float32 would drift).
@@ -61,41 +61,31 @@ def pair_ssim(x, mean, a, b, first, second, taps, c1, c2, two_cov_norm, band, ru
                 # would serialise the loop on the add's latency).
                 column_sums = np.zeros(out_w, np.float64)
                 for r in range(rows + k - 1):
-                    xi, xj, filtered = x[i, c, band_top + r], x[j, c, band_top + r], across[r]
+                    xi, xj = x[i, c, band_top + r], x[j, c, band_top + r]
                     for w in range(width):
                         product[w] = xi[w] * xj[w]
-                    for w in range(out_w):
-                        filtered[w] = product[w] * taps[0]
-                    for t in range(1, k):
-                        for w in range(out_w):
-                            filtered[w] += product[w + t] * taps[t]
+                    _filter_row(product, taps, across[r])
                 for r in range(rows):
                     if running and r > 0:  # equal taps: slide the window sum down a row, 2 ops instead of k
                         for w in range(out_w):
                             e_xy[w] += across[r + k - 1, w] - across[r - 1, w]
                     else:
-                        for w in range(out_w):
-                            e_xy[w] = across[r, w] * vertical[0]
-                        for t in range(1, k):
-                            filtered = across[r + t]
-                            for w in range(out_w):
-                                e_xy[w] += filtered[w] * vertical[t]
+                        _filter_rows(across, r, vertical, e_xy)
                     top = band_top + r
-                    mi, mj, ai, aj = mean[i, c, top], mean[j, c, top], a[i, c, top], a[j, c, top]
-                    bi, bj = b[i, c, top], b[j, c, top]
+                    mi, mj, bi, bj = mean[i, c, top], mean[j, c, top], b[i, c, top], b[j, c, top]
                     for w in range(out_w):  # all in the images' dtype, so float32 stays 8 lanes wide
                         mean_product = mi[w] * mj[w]
                         covariance = e_xy[w] * scale - mean_product
                         numerator = (mean_product + mean_product + c1) * (two_cov_norm * covariance + c2)
-                        column_sums[w] += numerator / ((ai[w] + aj[w]) * (bi[w] + bj[w]))
+                        column_sums[w] += numerator / ((mi[w] * mi[w] + mj[w] * mj[w] + c1) * (bi[w] + bj[w]))
                 sums[p] += column_sums.sum()
     for p in range(n_pairs):
         out[p] = sums[p] / (channels * out_h * out_w)
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
-def image_stats(x, taps, c1, c2, cov_norm, mean, a, b):  # pragma: no cover - compiled
-    """Each image's maps [N, C, H', W'] in one pass: local mean, a = mean^2 + c1/2, b = variance + c2/2.
+def image_stats(x, taps, c2, cov_norm, mean, b):  # pragma: no cover - compiled
+    """Each image's maps [N, C, H', W'] in one pass: local mean and b = variance + c2/2 (B2 = b_i + b_j).
 
     Filtered in float64 whatever x's dtype: E[x^2] - E[x]^2 cancels digits.
     """
@@ -117,10 +107,9 @@ def image_stats(x, taps, c1, c2, cov_norm, mean, a, b):  # pragma: no cover - co
         for r in range(out_h):
             _filter_rows(across, r, taps, m)
             _filter_rows(across_sq, r, taps, sq)
-            mean_row, a_row, b_row = mean[image, c, r], a[image, c, r], b[image, c, r]
+            mean_row, b_row = mean[image, c, r], b[image, c, r]
             for w in range(out_w):
                 mean_row[w] = m[w]
-                a_row[w] = m[w] * m[w] + c1 / 2
                 b_row[w] = cov_norm * (sq[w] - m[w] * m[w]) + c2 / 2
 
 
