@@ -1,4 +1,7 @@
-"""What people would rather look at than read: a sample grid per class and training curves."""
+"""What people would rather look at than read: sample grids, training curves, sweep tables, run reports.
+
+    python -m odin.report <multirun dir> [--rows model --cols dataset,post --value top1 --best post]
+"""
 
 from __future__ import annotations
 
@@ -49,3 +52,122 @@ def training_curves(history: list[dict], out: Path) -> Path:
     fig.savefig(out, dpi=80)
     plt.close(fig)
     return out
+
+
+def table_plot(table, out: Path) -> Path:
+    """Grouped bars: one group per table row, one bar per column (the "best" columns left out)."""
+    cols = [c for c in table.col_labels if not any(str(part).startswith("best ") for part in c)]
+    width = 0.8 / max(1, len(cols))
+    fig, ax = plt.subplots(figsize=(min(16.0, 3 + 0.3 * len(table.row_labels) * max(1, len(cols))), 3.6))
+    for k, col in enumerate(cols):
+        for i, row in enumerate(table.row_labels):
+            cell, x = table.cell(row, col), i + (k - (len(cols) - 1) / 2) * width
+            if cell.value is not None:
+                ax.bar(x, cell.value, width, color=f"C{k % 10}", label=table.col_name(col) if i == 0 else None)
+            elif cell.missing:  # a failed job: say so where its bar would be
+                ax.text(x, 0, f" {cell.text()}", rotation=90, ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(len(table.row_labels)), [" / ".join(r) for r in table.row_labels], rotation=20, ha="right")
+    ax.set(ylabel=table.value, xlabel=" / ".join(table.rows))
+    if len(cols) > 1:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out
+
+
+def sweep_report(sweep_dir: str | Path, rows: list[str] | None = None, cols: list[str] | None = None,
+                 value: str = "top1", best: str | None = None, name: str = "table") -> dict:
+    """The sweep's table as <name>.md, <name>.csv and <name>.png in `sweep_dir`; returns the Markdown and paths.
+
+    Without `rows`, the first key the sweep varies labels the rows and the others the columns.
+    """
+    from odin import tables
+
+    sweep_dir = Path(sweep_dir)
+    records = tables.collect(sweep_dir)
+    if not records:
+        raise FileNotFoundError(f"{sweep_dir} has no jobs (no <job>/.hydra/overrides.yaml or <job>/metrics.json)")
+    if not rows:
+        varying = [k for k in tables.varying_keys(records) if k not in (cols or []) and k != best]
+        rows = varying[:1] or [tables.JOB]
+        cols = cols if cols is not None else varying[1:]
+    table = tables.pivot(records, rows, cols or [], value=value, best=best)
+    markdown = tables.to_markdown(table)
+    failed = [r["job"] for r in records if r["metrics"] is None]
+    if failed:
+        markdown += f"jobs without metrics.json: {', '.join(failed)}\n"
+    md = sweep_dir / f"{name}.md"
+    md.write_text(f"# {sweep_dir.name}: {value}\n\n{markdown}")
+    return {"markdown": markdown, "table": table, "md": md, "csv": tables.write_csv(table, sweep_dir / f"{name}.csv"),
+            "png": table_plot(table, sweep_dir / f"{name}.png")}
+
+
+def write_run_report(run_dir: str | Path, metrics: dict, config_summary: dict) -> Path:
+    """A short report.md a person reads without W&B: headline result, config, metrics, the run's figures."""
+    run_dir = Path(run_dir)
+    lines = [f"# Run {run_dir.name}", ""]
+    if "top1" in metrics:
+        lines += [f"**top-1 {metrics['top1']:.2f}%**, top-3 {metrics.get('top3', float('nan')):.2f}% "
+                  f"(best epoch {metrics.get('best_epoch', '?')}) on {metrics.get('test_images', '?')} real test "
+                  f"images, trained on {metrics.get('train_images', '?')} generated images.", ""]
+    lines += ["## Config", "", *_key_value_table(config_summary), "", "## Metrics", "",
+              *_key_value_table(metrics), ""]
+    figures = [f for f in ("samples.png", "curves.png") if (run_dir / f).exists()]
+    if figures:
+        lines += ["## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in figures] + [""]
+    out = run_dir / "report.md"
+    out.write_text("\n".join(lines))
+    return out
+
+
+def _key_value_table(data: dict) -> list[str]:
+    rows = _flatten(data)
+    return ["| key | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)] if rows else ["(none)"]
+
+
+def _flatten(data, prefix: str = "", max_items: int = 12) -> list[tuple[str, str]]:
+    """Nested dicts as dotted keys; long lists and large dicts (prompts, history) summarised, not dumped."""
+    out = []
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and len(value) <= max_items:
+            out += _flatten(value, f"{name}.", max_items)
+        elif isinstance(value, dict):
+            out.append((name, f"{len(value)} entries"))
+        elif isinstance(value, list | tuple) and (len(value) > max_items or any(isinstance(v, dict | list)
+                                                                                 for v in value)):
+            out.append((name, f"{len(value)} items"))
+        elif isinstance(value, float):
+            out.append((name, f"{value:.4g}"))
+        else:
+            text = ", ".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+            out.append((name, text.replace("|", "\\|").replace("\n", " ")))
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m odin.report",
+        description="A table of a sweep's results (every job's metrics.json) as Markdown, CSV and a plot, "
+                    "written into the multirun dir; the Markdown is printed.")
+    parser.add_argument("sweep_dir", help="a multirun dir, e.g. outputs/multirun/<date>/<time>")
+    parser.add_argument("--rows", help="keys labelling rows, comma separated (default: the first key the sweep varies)")
+    parser.add_argument("--cols", help="keys labelling columns, comma separated (default: the other varied keys)")
+    parser.add_argument("--value", default="top1", help="the metric in each cell; dotted for nested (timing.total_s)")
+    parser.add_argument("--best", help="a key to take the best over, e.g. post: the paper's 'best post' cell")
+    parser.add_argument("--name", default="table", help="file name stem of the outputs (default: table)")
+    args = parser.parse_args(argv)
+    rows, cols = (None if s is None else [k for k in s.split(",") if k] for s in (args.rows, args.cols))
+    try:
+        result = sweep_report(args.sweep_dir, rows, cols, args.value, args.best, args.name)
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"error: {error}") from None
+    print(result["markdown"])
+    print(f"written: {result['md']}, {result['csv']}, {result['png']}")
+
+
+if __name__ == "__main__":
+    main()

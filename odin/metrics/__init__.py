@@ -1,0 +1,1 @@
+"""Image-set analyses: pairwise SSIM diversity and colorfulness."""
