@@ -100,7 +100,7 @@ def test_post_applied_to_the_test_set_is_another_result(trained):
 def test_image_and_post_keys(compose, tmp_path, override, same_images, same_post):
     formulate = ["experiment=smoke", "logger=none", "task=formulate", "labels=[two]", "prompt.num_prompts=1",
                  "diffusion.images_per_prompt=3", "post=salt"]
-    first = run(compose(*formulate), output_dir=tmp_path / "a")
+    run(compose(*formulate), output_dir=tmp_path / "a")
     again = run(compose(*formulate, override), output_dir=tmp_path / "b")
     assert (again["images"]["made"] == 0) is same_images, again["images"]
     assert (again["post"]["made"] == 0) is same_post, again["post"]
