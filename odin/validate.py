@@ -53,8 +53,11 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "seed": ((lambda v: 0 <= v < 2**32), "an integer from 0 to 2**32 - 1"),
     "samples_per_class": between(0, 1000),
     "task.name": one_of("train", "formulate"),
-    # prompts
+    "logger.mode": one_of("offline", "online", "disabled"),
+    # prompts (prompts_per_label first: template and naive num_prompts interpolate it)
+    "diffusion.prompts_per_label": between(1, MAX_PROMPTS),
     "prompt.num_prompts": between(1, MAX_PROMPTS),
+    "prompt.seed": ((lambda v: v is None or 0 <= v < 2**63), "null or an integer from 0 to 2**63 - 1"),
     "prompt.temperature": between(0, 2),
     "prompt.max_tokens": ((lambda v: v is None or v >= 1), "null or at least 1"),
     "prompt.concurrency": between(1, 256),
@@ -68,7 +71,6 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "prompt.device": device(),
     "prompt.batch_size": between(1, 4096),
     # text-to-image
-    "diffusion.prompts_per_label": between(1, MAX_PROMPTS),
     "diffusion.images_per_prompt": between(1, MAX_IMAGES_PER_PROMPT),
     "diffusion.size": between(8, 2048),
     "diffusion.batch_size": between(1, 4096),
@@ -100,6 +102,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "train.eval_every": between(1, 100_000),
     # the real datasets
     "dataset.image_size": between(8, 4096),
+    "dataset.split_seed": ((lambda v: 0 <= v < 2**32), "an integer from 0 to 2**32 - 1"),
     "dataset.max_per_class": ((lambda v: v is None or v >= 1), "null (all) or at least 1"),
     "dataset.train_per_class": between(1, 100_000),
     "dataset.test_fraction": ((lambda v: 0 < v < 1), "a fraction between 0 and 1"),
