@@ -116,3 +116,51 @@ def test_counts_follow_the_chosen_backend_and_prompt_generator(tmp_path):
         assert n * per == 180, prompt
     n, per = counts("prompt=naive")
     assert n * per == 100 * 20  # naive repeats its one sentence as often as template makes prompts
+
+
+def test_local_settings_need_no_package_header(tmp_path):
+    """conf/local/default.yaml as the README shows it (here found through hydra.searchpath)."""
+    (tmp_path / "extra" / "local").mkdir(parents=True)
+    (tmp_path / "extra" / "local" / "default.yaml").write_text("train:\n  epochs: 3\nsamples_per_class: 2\n")
+    done = run_py(f"hydra.searchpath=[file://{tmp_path / 'extra'}]", "--cfg", "job", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    cfg = yaml.safe_load(done.stdout)
+    assert cfg["train"]["epochs"] == 3 and cfg["samples_per_class"] == 2
+
+
+def test_weights_missing_and_hub_unreachable_fail_in_seconds_without_offline_mode(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
+    env["HF_ENDPOINT"] = f"http://127.0.0.1:{_closed_port()}"
+    done = subprocess.run([sys.executable, str(ROOT / "run.py"), *SMALL, "model=resnext",
+                           f"paths.store={tmp_path / 'store'}"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=600, env=env)
+    assert_clean_error(done, "resnext101_64x4d", "cannot be reached", "hf download", "HF_HUB_OFFLINE=1")
+    assert not (tmp_path / "store" / "images").exists()
+
+
+def test_a_hub_that_answers_counts_as_reachable(monkeypatch):
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    from odin import hub
+
+    class NotFound(BaseHTTPRequestHandler):
+        def do_HEAD(self):
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
+        hub.hub_reachable.cache_clear()
+        assert hub.hub_reachable()
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+        hub.hub_reachable.cache_clear()
+        assert not hub.hub_reachable()
+    finally:
+        server.shutdown()
+        hub.hub_reachable.cache_clear()
