@@ -4,6 +4,7 @@ The SLURM tests need the single-node test cluster (`bash tests/slurm/install.sh 
 they are marked `slurm` and skip, saying why, when it is not up.
 """
 
+import functools
 import json
 import os
 import shutil
@@ -28,6 +29,7 @@ def _slurm_env() -> dict[str, str]:
     return {**os.environ, "SLURM_CONF": os.environ.get("SLURM_CONF", str(STATE_DIR / "slurm.conf"))}
 
 
+@functools.cache  # sinfo takes seconds to give up on a stopped controller: ask once per session
 def _why_no_slurm() -> str | None:
     if shutil.which("sinfo") is None:
         return "sinfo is not on PATH: run `bash tests/slurm/install.sh && bash tests/slurm/start.sh`"
@@ -45,7 +47,12 @@ def _why_no_slurm() -> str | None:
     return None
 
 
-needs_slurm = pytest.mark.skipif(_why_no_slurm() is not None, reason=str(_why_no_slurm()))
+@pytest.fixture
+def slurm_env() -> dict[str, str]:
+    """The environment for commands that talk to the test cluster; skips the test when there is none."""
+    if reason := _why_no_slurm():
+        pytest.skip(reason)
+    return _slurm_env()
 
 
 def _sweep(*args: str, env: dict[str, str] | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -65,11 +72,10 @@ def _job_ids(sweep: Path) -> list[str]:
 
 
 @pytest.mark.slurm
-@needs_slurm
-def test_sweep_runs_as_one_slurm_job_array(tmp_path):
+def test_sweep_runs_as_one_slurm_job_array(tmp_path, slurm_env):
     sweep = tmp_path / "sweep"
     done = _sweep("hydra/launcher=slurm", *FIT_TEST_NODE, *SMOKE, "post=none,salt",
-                  f"paths.store={tmp_path / 'store'}", f"hydra.sweep.dir={sweep}", env=_slurm_env())
+                  f"paths.store={tmp_path / 'store'}", f"hydra.sweep.dir={sweep}", env=slurm_env)
     assert done.returncode == 0, done.stderr[-3000:]
     jobs = _jobs(sweep)
     assert [j["post"]["name"] for j in jobs] == ["none", "salt"]
@@ -82,33 +88,32 @@ def test_sweep_runs_as_one_slurm_job_array(tmp_path):
 
 
 @pytest.mark.slurm
-@needs_slurm
-def test_preempted_training_job_is_requeued_and_resumes_from_its_checkpoint(tmp_path):
+def test_preempted_training_job_is_requeued_and_resumes_from_its_checkpoint(tmp_path, slurm_env):
     # submitit (>= 1.5) asks SLURM for SIGUSR2 before the time limit and handles it as preemption: checkpoint,
     # `scontrol requeue`, exit. The requeued job reruns the same Hydra job, which resumes from the store.
     sweep, store, name = tmp_path / "sweep", tmp_path / "store", f"odin-test-{uuid.uuid4().hex[:8]}"
-    epochs = 30
+    epochs = 12  # signalled after the first saved epoch: most of the training is left for the requeued job
     sweep_cmd = [sys.executable, str(ROOT / "run.py"), "-m", "hydra/launcher=slurm", *FIT_TEST_NODE, *SMOKE,
                  f"train.epochs={epochs}", f"hydra.launcher.name={name}", f"paths.store={store}",
                  f"hydra.sweep.dir={sweep}"]
-    launcher = subprocess.Popen(sweep_cmd, cwd=ROOT, env=_slurm_env(), stdout=subprocess.PIPE,
+    launcher = subprocess.Popen(sweep_cmd, cwd=ROOT, env=slurm_env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 180
         while not list(store.glob("checkpoints/*/last.pt")):  # at least one epoch is saved
             assert launcher.poll() is None and time.monotonic() < deadline, launcher.communicate()[1][-3000:]
             time.sleep(0.2)
-        job_id = subprocess.run(["squeue", "--noheader", f"--name={name}", "--format=%i"], env=_slurm_env(),
+        job_id = subprocess.run(["squeue", "--noheader", f"--name={name}", "--format=%i"], env=slurm_env,
                                 capture_output=True, text=True, check=True).stdout.split()[0]
-        subprocess.run(["scancel", "--signal=USR2", job_id], env=_slurm_env(), check=True)
+        subprocess.run(["scancel", "--signal=USR2", job_id], env=slurm_env, check=True)
         _, stderr = launcher.communicate(timeout=240)
     finally:
         if launcher.poll() is None:
             launcher.kill()
-            subprocess.run(["scancel", f"--name={name}"], env=_slurm_env())
+            subprocess.run(["scancel", f"--name={name}"], env=slurm_env)
     assert launcher.returncode == 0, stderr[-3000:]
     log = next((sweep / ".submitit").glob("*/*_0_log.out")).read_text()  # both attempts append here
-    assert "this job is preempted" in log and f"Requeued job {job_id}" in log
+    assert "this job is preempted" in log and f"Requeued job {job_id}" in log and "resuming from " in log, log[-3000:]
     resumed_after = int(log.split("resuming from ")[1].split("after epoch ")[1].split()[0])
     assert 1 <= resumed_after < epochs
     (job,) = _jobs(sweep)

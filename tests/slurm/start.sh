@@ -64,7 +64,8 @@ ClusterName=odin
 SlurmctldHost=$host
 SlurmUser=root
 AuthType=auth/munge
-AuthInfo=socket=$munge_socket
+# cred_expire is also how long a requeued job waits before it may start again (default 120 s): short for tests.
+AuthInfo=socket=$munge_socket,cred_expire=10
 CredType=cred/munge
 MpiDefault=none
 ProctrackType=proctrack/linuxproc
@@ -74,9 +75,13 @@ SelectTypeParameters=CR_Core
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 ReturnToService=2
-# Preemption and time limits: submitit's sbatch asks --signal=USR1@<signal_delay_s>; on USR1 it checkpoints and
-# runs 'scontrol requeue', which needs requeue allowed (JobRequeue=1, the default, set here to say so).
+SchedulerParameters=sched_interval=2
+# Preemption and time limits: submitit's sbatch asks --signal=USR2@<signal_delay_s> (submitit >= 1.5; the env var
+# SUBMITIT_PREEMPT_SIGNAL changes it); on that signal it checkpoints and runs 'scontrol requeue', which needs
+# requeue allowed (JobRequeue=1, the default, set here to say so). preempt_send_user_signal makes a preempting
+# cluster send that signal at preemption too (otherwise only SIGTERM, which submitit ignores, then SIGKILL).
 JobRequeue=1
+SlurmctldParameters=preempt_send_user_signal
 KillWait=30
 MinJobAge=300
 StateSaveLocation=$state/ctld
