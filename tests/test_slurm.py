@@ -122,7 +122,7 @@ def test_preempted_training_job_is_requeued_and_resumes_from_its_checkpoint(tmp_
 
 def test_local_launcher_runs_the_same_sweep(tmp_path):
     sweep = tmp_path / "sweep"
-    done = _sweep("hydra/launcher=local", "hydra.launcher.gpus_per_node=0", *SMOKE, "labels=[zero,one]",
+    done = _sweep("hydra/launcher=local", *SMOKE, "labels=[zero,one]",
                   "post=none,salt", f"paths.store={tmp_path / 'store'}", f"hydra.sweep.dir={sweep}")
     assert done.returncode == 0, done.stderr[-3000:]
     jobs = _jobs(sweep)
