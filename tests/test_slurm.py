@@ -1,0 +1,132 @@
+"""Sweeps through hydra-submitit-launcher: a real SLURM job array, preemption + requeue, and the local executor.
+
+The SLURM tests need the single-node test cluster (`bash tests/slurm/install.sh && bash tests/slurm/start.sh`);
+they are marked `slurm` and skip, saying why, when it is not up.
+"""
+
+import functools
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+from omegaconf import OmegaConf
+
+SMOKE = ["experiment=smoke", "logger=none"]
+# What the single test node offers: no GPU (gres), 2+ CPUs, a few GB. The defaults (1 GPU, 8 CPUs, 64 GB) are
+# for real clusters and would never be scheduled here.
+FIT_TEST_NODE = ["hydra.launcher.gpus_per_node=0", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1"]
+STATE_DIR = Path(os.environ.get("ODIN_SLURM_DIR", "/tmp/odin-slurm"))
+
+
+def _slurm_env() -> dict[str, str]:
+    return {**os.environ, "SLURM_CONF": os.environ.get("SLURM_CONF", str(STATE_DIR / "slurm.conf"))}
+
+
+@functools.cache  # sinfo takes seconds to give up on a stopped controller: ask once per session
+def _why_no_slurm() -> str | None:
+    if shutil.which("sinfo") is None:
+        return "sinfo is not on PATH: run `bash tests/slurm/install.sh && bash tests/slurm/start.sh`"
+    conf = Path(_slurm_env()["SLURM_CONF"])
+    if not conf.is_file():  # without it sinfo retries for 60 s before failing
+        return f"no SLURM config at {conf}: run `bash tests/slurm/start.sh` (or set SLURM_CONF)"
+    try:
+        done = subprocess.run(["sinfo", "--noheader", "--format=%t"], env=_slurm_env(), capture_output=True,
+                              text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        return "sinfo timed out: is slurmctld running? (bash tests/slurm/start.sh)"
+    states = done.stdout.split()
+    if done.returncode != 0 or not {"idle", "mix", "alloc"} & set(states):
+        return f"no usable SLURM node (sinfo: {done.stdout.strip() or done.stderr.strip()[-200:]})"
+    return None
+
+
+@pytest.fixture
+def slurm_env() -> dict[str, str]:
+    """The environment for commands that talk to the test cluster; skips the test when there is none."""
+    if reason := _why_no_slurm():
+        pytest.skip(reason)
+    return _slurm_env()
+
+
+def _sweep(*args: str, env: dict[str, str] | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    # cwd = the checkout: the job's `python -m submitit.core._submit` puts its cwd first on sys.path, so the
+    # job imports this checkout's odin, whatever the venv's editable install points at.
+    return subprocess.run([sys.executable, str(ROOT / "run.py"), "-m", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _jobs(sweep: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(sweep.glob("*/metrics.json"))]
+
+
+def _job_ids(sweep: Path) -> list[str]:
+    """hydra.job.id of each job: `<array id>_<task>` for a SLURM array task, the process id for a local job."""
+    return [str(OmegaConf.load(p / ".hydra" / "hydra.yaml").hydra.job.id) for p in sorted(sweep.glob("[0-9]*"))]
+
+
+@pytest.mark.slurm
+def test_sweep_runs_as_one_slurm_job_array(tmp_path, slurm_env):
+    sweep = tmp_path / "sweep"
+    done = _sweep("hydra/launcher=slurm", *FIT_TEST_NODE, *SMOKE, "post=none,salt",
+                  f"paths.store={tmp_path / 'store'}", f"hydra.sweep.dir={sweep}", env=slurm_env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    jobs = _jobs(sweep)
+    assert [j["post"]["name"] for j in jobs] == ["none", "salt"]
+    assert all(0 <= j["top1"] <= j["top3"] <= 100 and len(j["history"]) == 1 for j in jobs)
+    assert sum(j["images"]["made"] for j in jobs) == 24  # the two array tasks share the store: made once
+    (array_id,) = {job_id.split("_")[0] for job_id in _job_ids(sweep)}  # one sbatch, one array ...
+    assert _job_ids(sweep) == [f"{array_id}_0", f"{array_id}_1"]  # ... with a task per sweep job
+    script = next((sweep / ".submitit").glob("*/*_submission.sh")).read_text()
+    assert "#SBATCH --array=0-1%2" in script and "#SBATCH --requeue" in script and "HF_HUB_OFFLINE=1" in script
+
+
+@pytest.mark.slurm
+def test_preempted_training_job_is_requeued_and_resumes_from_its_checkpoint(tmp_path, slurm_env):
+    # submitit (>= 1.5) asks SLURM for SIGUSR2 before the time limit and handles it as preemption: checkpoint,
+    # `scontrol requeue`, exit. The requeued job reruns the same Hydra job, which resumes from the store.
+    sweep, store, name = tmp_path / "sweep", tmp_path / "store", f"odin-test-{uuid.uuid4().hex[:8]}"
+    epochs = 12  # signalled after the first saved epoch: most of the training is left for the requeued job
+    sweep_cmd = [sys.executable, str(ROOT / "run.py"), "-m", "hydra/launcher=slurm", *FIT_TEST_NODE, *SMOKE,
+                 f"train.epochs={epochs}", f"hydra.launcher.name={name}", f"paths.store={store}",
+                 f"hydra.sweep.dir={sweep}"]
+    launcher = subprocess.Popen(sweep_cmd, cwd=ROOT, env=slurm_env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not list(store.glob("checkpoints/*/last.pt")):  # at least one epoch is saved
+            assert launcher.poll() is None and time.monotonic() < deadline, launcher.communicate()[1][-3000:]
+            time.sleep(0.2)
+        job_id = subprocess.run(["squeue", "--noheader", f"--name={name}", "--format=%i"], env=slurm_env,
+                                capture_output=True, text=True, check=True).stdout.split()[0]
+        subprocess.run(["scancel", "--signal=USR2", job_id], env=slurm_env, check=True)
+        _, stderr = launcher.communicate(timeout=240)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            subprocess.run(["scancel", f"--name={name}"], env=slurm_env)
+    assert launcher.returncode == 0, stderr[-3000:]
+    log = next((sweep / ".submitit").glob("*/*_0_log.out")).read_text()  # both attempts append here
+    assert "this job is preempted" in log and f"Requeued job {job_id}" in log and "resuming from " in log, log[-3000:]
+    resumed_after = int(log.split("resuming from ")[1].split("after epoch ")[1].split()[0])
+    assert 1 <= resumed_after < epochs
+    (job,) = _jobs(sweep)
+    assert [h["epoch"] for h in job["history"]] == list(range(1, epochs + 1))  # no epoch lost or repeated
+
+
+def test_local_launcher_runs_the_same_sweep(tmp_path):
+    sweep = tmp_path / "sweep"
+    done = _sweep("hydra/launcher=local", *SMOKE, "labels=[zero,one]",
+                  "post=none,salt", f"paths.store={tmp_path / 'store'}", f"hydra.sweep.dir={sweep}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    jobs = _jobs(sweep)
+    assert [j["post"]["name"] for j in jobs] == ["none", "salt"] and all(0 <= j["top1"] <= 100 for j in jobs)
+    assert sum(j["images"]["made"] for j in jobs) == 16  # 2 labels x 2 prompts x 4 images, made once
+    assert all(job_id.isdigit() for job_id in _job_ids(sweep))  # local jobs are processes, not array tasks
+    assert not list((sweep / ".submitit").glob("*/*_submission.sh"))  # and nothing went through sbatch
