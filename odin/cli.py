@@ -26,6 +26,7 @@ def run_name(overrides: list[str], default: str) -> str:
 def run_job(cfg: DictConfig) -> float | None:
     """The body of run.py's Hydra task: a UserError becomes one line on stderr and exit status 1."""
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
     from odin.errors import UserError
     from odin.secrets import scrub_files, scrub_text
@@ -40,8 +41,10 @@ def run_job(cfg: DictConfig) -> float | None:
     try:
         from odin.run import run  # heavy imports (torch, timm) only once a job really runs
 
+        sweep = Path(hydra.sweep.dir) if hydra.mode == RunMode.MULTIRUN else None
         metrics = run(cfg, output_dir=hydra.runtime.output_dir,
-                      run_name=scrub_text(run_name(list(hydra.overrides.task), default=str(cfg.name))))
+                      run_name=scrub_text(run_name(list(hydra.overrides.task), default=str(cfg.name))),
+                      group=f"{sweep.parent.name}/{sweep.name}" if sweep else None)  # a sweep's jobs, together
     except UserError as error:
         log.error("Error: %s", error)
         sys.exit(1)

@@ -217,6 +217,8 @@ class OdinConfig:
     paths: PathsConfig = MISSING
     labels: list[str] | None = None  # a subset of the dataset's classes, or any labels to formulate
     seed: int = 0
+    shard: int = 0  # task=formulate on a cluster: this job makes the units with shard = hash(unit) % num_shards
+    num_shards: int = 1
     name: str = "odin"
     samples_per_class: int = 8  # in the sample grid
 

@@ -28,7 +28,8 @@ class NoLogger:
     def __init__(self, **_: Any):
         pass
 
-    def start(self, config: dict, run_dir: Path, name: str) -> None:
+    def start(self, config: dict, run_dir: Path, name: str, group: str | None = None, job_type: str | None = None,
+              run_id: str | None = None) -> None:
         pass
 
     def log(self, metrics: dict) -> None:
@@ -55,11 +56,16 @@ class WandbLogger(NoLogger):
         self.mode = os.environ.get("WANDB_MODE") or mode
         self.run = None
 
-    def start(self, config: dict, run_dir: Path, name: str) -> None:
+    def start(self, config: dict, run_dir: Path, name: str, group: str | None = None, job_type: str | None = None,
+              run_id: str | None = None) -> None:
+        """One W&B run per job: a sweep's jobs share a `group`, `job_type` is the task, and a requeued
+        job (same run dir, so the same `run_id`) continues its own run instead of opening another."""
         import wandb
 
         self.run = wandb.init(project=self.project, entity=self.entity, mode=self.mode, tags=self.tags,
-                              config=scrub(config), dir=str(run_dir), name=name, reinit="finish_previous")
+                              config=scrub({**config, "overrides": name}), dir=str(run_dir), name=name,
+                              group=group, job_type=job_type, id=run_id, resume="allow" if run_id else None,
+                              reinit="finish_previous")
         # Per-epoch metrics on their own axis: images and tables logged between epochs take W&B
         # steps of their own, and must not push an epoch's row out of order (W&B drops those).
         self.run.define_metric("epoch")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
 import time
@@ -25,7 +26,8 @@ from odin.validate import check_plan, some, validate
 log = logging.getLogger(__name__)
 
 
-def run(cfg: DictConfig, output_dir: str | Path | None = None, run_name: str | None = None) -> dict:
+def run(cfg: DictConfig, output_dir: str | Path | None = None, run_name: str | None = None,
+        group: str | None = None) -> dict:
     started = time.perf_counter()
     check_keys(cfg)
     validate(cfg)
@@ -53,7 +55,8 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None, run_name: str | N
     log.info("plan: %d labels x %d prompts x %d images = %s images (made once, then read from %s)", len(labels),
              cfg.prompt.get("num_prompts", 1), cfg.diffusion.get("images_per_prompt", 1), f"{total:,}", store.root)
     logger = instantiate(cfg.logger)
-    logger.start(plain, out, name=run_name or cfg.name)
+    logger.start(plain, out, name=run_name or cfg.name, group=group, job_type=task,
+                 run_id=hashlib.sha256(str(out).encode()).hexdigest()[:16])  # the run dir: stable across requeues
     try:
         metrics = _stages(cfg, plain, task, labels, dataset, prompter, backend, post, store, logger, out)
     except BaseException:
@@ -75,7 +78,7 @@ def _stages(cfg, plain, task, labels, dataset, prompter, backend, post, store, l
         _, prompts = store.prompts(plain["prompt"], prompter, labels)
     with timed(timing, "generate_s"):
         images = store.images(plain["diffusion"], backend, prompts, cfg.seed,
-                              generator_name=generator_name(plain["diffusion"]))
+                              generator_name=generator_name(plain["diffusion"]), shard=(cfg.shard, cfg.num_shards))
     with timed(timing, "post_s"):
         train_images = images if post.is_identity else store.post(plain["post"], post, images)
 
@@ -95,6 +98,10 @@ def _stages(cfg, plain, task, labels, dataset, prompter, backend, post, store, l
     logger.log_table("prompts", ["label", "index", "prompt"],
                      [[label, i, p] for label, lp in prompts.items() for i, p in enumerate(lp.prompts)])
 
+    if cfg.num_shards > 1:  # a share of the work: the dataset is whole once every shard has run
+        log.info("shard %d of %d: its %d images are in the store; formulate or train without shard to use "
+                 "them all", cfg.shard, cfg.num_shards, len(train_images.rows))
+        return metrics
     if task == "formulate":
         path = export(train_images, labels, out / "dataset")
         metrics["dataset"] = str(path)

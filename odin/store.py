@@ -106,6 +106,12 @@ class Unit:
         return "u" + hashlib.sha256(identity.encode()).hexdigest()[:12]
 
 
+def in_shard(units: list[Unit], shard: tuple[int, int]) -> list[Unit]:
+    """The units of shard k of n: by their content's hash, so the split never depends on order or labels."""
+    k, n = shard
+    return [u for u in units if int(u.name[1:], 16) % n == k] if n > 1 else units
+
+
 def prompt_units(prompts: dict[str, LabelPrompts], seed: int, n: int) -> list[Unit]:
     """The units of a run's prompts, each with the seeds of its n images."""
     units = []
@@ -160,11 +166,11 @@ class Store:
 
     # ---- images ----------------------------------------------------------------------
     def images(self, cfg: dict, backend, prompts: dict[str, LabelPrompts], seed: int,
-               generator_name: str = "") -> Folder:
+               generator_name: str = "", shard: tuple[int, int] = (0, 1)) -> Folder:
         cfg = keys.images_config(cfg, backend)
         folder = Folder(config_hash(cfg, seed), Path())
         folder.path = self.root / "images" / folder.key
-        units = prompt_units(prompts, seed, backend.images_per_prompt)
+        units = in_shard(prompt_units(prompts, seed, backend.images_per_prompt), shard)
 
         def make(unit: Unit) -> list[tuple[Image.Image, dict]]:
             made = backend(unit.label, [unit.prompt] * len(unit.seeds), unit.seeds)

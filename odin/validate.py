@@ -52,6 +52,8 @@ def odd_kernel() -> tuple[Callable[[Any], bool], str]:
 RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "seed": ((lambda v: 0 <= v < 2**32), "an integer from 0 to 2**32 - 1"),
     "samples_per_class": between(0, 1000),
+    "num_shards": between(1, 100_000),
+    "shard": ((lambda v: v >= 0), "0 to num_shards - 1"),
     "task.name": one_of("train", "formulate"),
     "logger.mode": one_of("offline", "online", "disabled"),
     # prompts (prompts_per_label first: template and naive num_prompts interpolate it)
@@ -123,6 +125,11 @@ def validate(cfg: DictConfig) -> None:
             good = False
         if not good:
             raise ConfigError(f"{key}={value!r} is out of range: use {works}")
+    if not cfg.shard < cfg.num_shards:
+        raise ConfigError(f"shard={cfg.shard} must be below num_shards={cfg.num_shards} (shards count from 0)")
+    if cfg.num_shards > 1 and cfg.task.name != "formulate":
+        raise ConfigError(f"num_shards={cfg.num_shards} shards the making of images (task=formulate); train once they "
+                          "are all made, without shard and num_shards: it finds them in the store")
     check_store_path(cfg.paths.store)
     for key in ("train.device", "diffusion.device", "prompt.device"):
         group, name = key.split(".")

@@ -79,12 +79,26 @@ def test_sweep_runs_as_one_slurm_job_array(tmp_path, slurm_env):
     assert done.returncode == 0, done.stderr[-3000:]
     jobs = _jobs(sweep)
     assert [j["post"]["name"] for j in jobs] == ["none", "salt"]
-    assert all(0 <= j["top1"] <= j["top3"] <= 100 and len(j["history"]) == 1 for j in jobs)
+    assert all(j["training"]["status"] == "trained" and len(j["history"]) == 1 for j in jobs)
     assert sum(j["images"]["made"] for j in jobs) == 24  # the two array tasks share the store: made once
     (array_id,) = {job_id.split("_")[0] for job_id in _job_ids(sweep)}  # one sbatch, one array ...
     assert _job_ids(sweep) == [f"{array_id}_0", f"{array_id}_1"]  # ... with a task per sweep job
     script = next((sweep / ".submitit").glob("*/*_submission.sh")).read_text()
     assert "#SBATCH --array=0-1%2" in script and "#SBATCH --requeue" in script and "HF_HUB_OFFLINE=1" in script
+
+
+@pytest.mark.slurm
+def test_sharded_formulate_on_slurm_then_a_train_sweep_generates_nothing(tmp_path, slurm_env):
+    store = tmp_path / "store"
+    made = _sweep("hydra/launcher=slurm", *FIT_TEST_NODE, *SMOKE, "task=formulate", "shard=0,1,2,3", "num_shards=4",
+                  f"paths.store={store}", f"hydra.sweep.dir={tmp_path / 'shards'}", env=slurm_env)
+    assert made.returncode == 0, made.stderr[-3000:]
+    shards = _jobs(tmp_path / "shards")
+    assert len(shards) == 4 and sum(j["images"]["made"] for j in shards) == 24  # each unit made by one shard
+    train = _sweep("hydra/launcher=slurm", *FIT_TEST_NODE, *SMOKE, "post=none,salt", f"paths.store={store}",
+                   f"hydra.sweep.dir={tmp_path / 'train'}", env=slurm_env)
+    assert train.returncode == 0, train.stderr[-3000:]
+    assert [j["images"]["made"] for j in _jobs(tmp_path / "train")] == [0, 0]
 
 
 @pytest.mark.slurm
