@@ -8,6 +8,7 @@ modules import each other once odin.config registers these.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from omegaconf import MISSING
 
@@ -57,12 +58,29 @@ class FolderConfig(PhotoDatasetConfig):
     test_fraction: float = 0.2  # used when root has no train/ and test/ sub-folders
 
 
+@dataclass
+class MixedConfig:
+    """Several datasets as one (odin/data/mixed.py): the paper's proof of concept."""
+
+    _target_: str = "odin.data.mixed.MixedDataset"
+    name: str = "mixed"
+    context: str = ""  # one word for all parts' classes ("" reads "a photo of one pug" in the naive prompt)
+    root: str | None = None  # unused: each part has its own
+    template_banks: dict[str, list[str]] = field(default_factory=dict)
+    parts: dict[str, Any] = field(default_factory=dict)  # part name -> that dataset's config
+    per_part: int | None = None  # classes drawn from each part per round; null: all of them
+    round: int = 0  # which draw (the PoC sweeps 0..100)
+    seed: int = 0  # seeds the draws and the balancing (not the run's seed)
+    balance: bool = False  # trim every class's test images to the smallest selected class over all parts
+
+
 DATASET_SCHEMAS: dict[str, type] = {
     "oxford_pet": OxfordPetConfig,
     "caltech101": Caltech101Config,
     "cifar100": Cifar100Config,
     "indian_food": IndianFoodConfig,
     "folder": FolderConfig,
+    "mixed": MixedConfig,
 }
 
 
