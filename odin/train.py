@@ -12,6 +12,7 @@ scaling where bf16 is missing), channels_last and pinned memory; on a CPU in fp3
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -167,7 +168,9 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 def autocast(device: torch.device, precision: str):
     """Mixed precision for the forward pass; fp32 runs as it always did."""
-    return torch.autocast(device.type, dtype=_DTYPES.get(precision), enabled=precision in _DTYPES)
+    if precision not in _DTYPES:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=_DTYPES[precision])
 
 
 def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -200,7 +203,7 @@ def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     shift = (torch.rand(n, 2, generator=generator) - 0.5) * 0.15
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
     background = x.amin(dim=(1, 2, 3), keepdim=True)
     return F.grid_sample(x - background, grid, align_corners=False) + background
 
@@ -266,6 +269,7 @@ def train(model, train_set: ImageItems, test_set: ImageItems, cfg, checkpoint: P
     precision = resolve_precision(cfg.get("precision", "auto"), device)
     if device.type == "cuda":  # NHWC weights to match NHWC batches (_to_device)
         model.to(device, memory_format=torch.channels_last)
+        torch.backends.cudnn.benchmark = True  # fixed input size: pick the fastest kernels once (float noise)
     else:
         model.to(device)
     optimizer = make_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.weight_decay)
@@ -300,11 +304,11 @@ def train(model, train_set: ImageItems, test_set: ImageItems, cfg, checkpoint: P
         batches.shuffle(order)
         total_loss, seen = torch.zeros((), dtype=loss_dtype, device=device), 0
         for x, y in progress(loader, desc=f"epoch {epoch + 1}", leave=False):
-            if cfg.augment:
-                x = augment(x, order)
+            x = _to_device(x, device)
+            if cfg.augment:  # where the batch is (on a GPU, not in the loader); drawn from the epoch's generator
+                x = _to_device(augment(x, order), device)
             with autocast(device, precision):
-                loss = F.cross_entropy(model(_to_device(x, device)), y.to(device, non_blocking=True),
-                                       label_smoothing=cfg.label_smoothing)
+                loss = F.cross_entropy(model(x), y.to(device, non_blocking=True), label_smoothing=cfg.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
