@@ -161,7 +161,7 @@ class ModelConfig:
     name: str = MISSING  # a timm model name (timm.list_models)
     pretrained: bool = False
     checkpoint_path: str | None = None  # local weights instead of the hub
-    input_size: int = 224
+    input_size: int | None = None  # None: the checkpoint's own (odin.models.preprocessing)
     kwargs: dict[str, Any] = field(default_factory=dict)  # extra timm.create_model arguments
 
 
@@ -178,6 +178,7 @@ class TrainConfig:
     num_workers: int = 0  # processes that load images; 0: one per CPU core for preloading
     preload: bool = True  # load (and acquire) every training image once, up front, in parallel
     eval_every: int = 1
+    precision: str = "auto"  # auto (bf16 on a CUDA GPU that has it, else fp16; fp32 elsewhere) | fp32 | bf16 | fp16
     resume: bool = True  # pick up an interrupted or finished run of the same key; false: train from scratch
 
 

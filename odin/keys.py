@@ -44,7 +44,7 @@ POST_IGNORED = {
 }
 
 # Training: only what cannot change a number of the result.
-TRAIN_IGNORED = {
+TRAIN_IGNORED = {  # (precision is in the key, resolved: bf16 and fp32 training are different numbers)
     "device": "where the model trains (float noise at most)",
     "num_workers": "processes that load images; the batches are drawn by a seeded generator",
     "preload": "whether images are loaded up front or per batch; the same tensors either way",

@@ -1,33 +1,56 @@
-"""Classifiers: any timm model by name, from scratch or from local/pretrained weights."""
+"""Classifiers: any timm model by name (with an optional pretrained tag), from scratch or from weights.
+
+`model.name` takes timm's `<architecture>.<tag>` form (`vit_base_patch16_224.augreg_in1k`): the tag
+picks the pretrained checkpoint, and with it the input size and normalisation it was trained with.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from odin.errors import ConfigError
 from odin.hub import MissingWeightsError, require_weights
 
 
+@dataclass(frozen=True)
+class Preprocessing:
+    """How an image becomes the model's input: what training and test images are resized to."""
+
+    size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    interpolation: str = "bilinear"  # bilinear | bicubic | nearest (torch's interpolate modes)
+    crop_pct: float | None = None  # timm's eval crop: shorter side to size / crop_pct, centre crop; None squashes
+
+
 def check_model(name: str, pretrained: bool, checkpoint_path: str | None) -> None:
-    """Fail fast on an unknown name or missing weights, importing timm but not building the model."""
+    """Fail fast on an unknown name or tag or missing weights, importing timm but not building the model."""
     import timm
 
-    if not timm.is_model(name):
-        close = timm.list_models(f"*{name.split('_')[0]}*")[:8]
+    architecture, _, tag = name.partition(".")
+    if not timm.is_model(architecture):
+        close = timm.list_models(f"*{architecture.split('_')[0]}*")[:8]
         raise ConfigError(f"model.name={name!r} is not a timm model; e.g. {close} (timm.list_models('*pattern*'))")
+    try:
+        pretrained_cfg = timm.models.get_pretrained_cfg(name)
+    except RuntimeError:  # timm's "Invalid pretrained tag"
+        raise ConfigError(f"model.name={name!r}: {architecture} has no pretrained tag {tag!r}; its tags: "
+                          f"{timm.list_pretrained(f'{architecture}.*')}") from None
     if checkpoint_path:
         if not Path(checkpoint_path).expanduser().is_file():
             raise MissingWeightsError(f"model.checkpoint_path={checkpoint_path}: no such file")
         return
     if pretrained:
-        hub_id = timm.models.get_pretrained_cfg(name).hf_hub_id
+        hub_id = pretrained_cfg.hf_hub_id if pretrained_cfg else None  # timm/<architecture>.<tag>
         if hub_id:
             require_weights(hub_id, config_key="model.checkpoint_path", what=f"timm model {name}",
                             local="/path/to/weights.safetensors")
 
 
 def create_model(name: str, num_classes: int, in_chans: int = 3, pretrained: bool = False,
-                 checkpoint_path: str | None = None, input_size: int = 224, kwargs: dict | None = None):
+                 checkpoint_path: str | None = None, input_size: int | None = None, kwargs: dict | None = None):
+    """A timm model; `input_size` is not used here (see `preprocessing`) but is part of the model node."""
     import timm
 
     overlay = {"file": str(Path(checkpoint_path).expanduser())} if checkpoint_path else None
@@ -37,9 +60,22 @@ def create_model(name: str, num_classes: int, in_chans: int = 3, pretrained: boo
     )
 
 
-def normalization(model, pretrained: bool) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """A pretrained model wants its own mean/std; a model trained from scratch gets 0.5/0.5."""
+# timm's (PIL's) interpolation names -> torch's interpolate modes; the rare others (lanczos) -> bicubic
+_TORCH_MODES = {"bilinear": "bilinear", "bicubic": "bicubic", "nearest": "nearest"}
+
+
+def preprocessing(model, pretrained: bool, input_size: int | None = None) -> Preprocessing:
+    """The input a model wants: a pretrained one its checkpoint's (timm's eval transform: size, mean,
+    std, interpolation, centre crop), a model trained from scratch 0.5/0.5 and a plain resize.
+
+    `input_size` (model.input_size) overrides the size; None is the model's own.
+    """
     if pretrained:
-        cfg = model.pretrained_cfg
-        return tuple(cfg.get("mean", (0.5,))), tuple(cfg.get("std", (0.5,)))
-    return (0.5,), (0.5,)
+        from timm.data import resolve_model_data_config
+
+        data = resolve_model_data_config(model)
+        return Preprocessing(size=int(input_size or data["input_size"][-1]), mean=tuple(data["mean"]),
+                             std=tuple(data["std"]), interpolation=_TORCH_MODES.get(data["interpolation"], "bicubic"),
+                             crop_pct=float(data["crop_pct"]))
+    own = (getattr(model, "pretrained_cfg", None) or {}).get("input_size", (3, 224, 224))
+    return Preprocessing(size=int(input_size or own[-1]), mean=(0.5,), std=(0.5,))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import logging
@@ -130,8 +131,8 @@ def timed(timing: dict[str, float], key: str):
 
 
 def _train(cfg, plain, dataset, labels, train_images: Folder, post, store: Store, logger):
-    from odin.models import normalization
-    from odin.train import ImageItems, preload, train
+    from odin.models import preprocessing
+    from odin.train import ImageItems, pick_device, preload, resolve_precision, train
 
     loaders = [functools.partial(_acquire, dataset, train_images.path / r["file_name"]) for r in train_images.rows]
     if cfg.train.preload:
@@ -146,17 +147,18 @@ def _train(cfg, plain, dataset, labels, train_images: Folder, post, store: Store
 
     torch.manual_seed(cfg.seed)  # the same initial weights every time: runs differ only where configs do
     model = instantiate(cfg.model, num_classes=len(labels), in_chans=dataset.channels)
-    mean, std = normalization(model, cfg.model.pretrained or bool(cfg.model.checkpoint_path))
-    size, channels = cfg.model.input_size, dataset.channels
+    prep = preprocessing(model, cfg.model.pretrained or bool(cfg.model.checkpoint_path), cfg.model.input_size)
+    precision = resolve_precision(cfg.train.precision, pick_device(cfg.train.device))  # auto: what will run
     key = keys.train_key(
-        train_set=keys.rows_identity(train_images.key, train_images.rows), labels=labels, model=plain["model"],
-        train=plain["train"], dataset=plain["dataset"], seed=cfg.seed,
+        train_set=keys.rows_identity(train_images.key, train_images.rows), labels=labels,
+        model={**plain["model"], "input": dataclasses.asdict(prep)}, train={**plain["train"], "precision": precision},
+        dataset=plain["dataset"], seed=cfg.seed,
         test_post=keys.post_config(plain["post"], post) if post.apply_to_test and not post.is_identity else None,
     )
     checkpoint = store.root / "checkpoints" / key / "last.pt"
     log.info("training %s on %d generated images, testing on %d real ones", cfg.model.name, len(items), len(test))
     result = train(
-        model, ImageItems(items, size, channels, mean, std), ImageItems(test, size, channels, mean, std),
+        model, ImageItems.for_model(items, dataset.channels, prep), ImageItems.for_model(test, dataset.channels, prep),
         cfg.train, checkpoint, seed=cfg.seed, on_epoch=logger.log_epoch, resume=cfg.train.resume,
     )
     return result, {"train_images": len(items), "test_images": len(test)}, checkpoint

@@ -41,8 +41,8 @@ def device() -> tuple[Callable[[Any], bool], str]:
 
 
 def image_side() -> tuple[Callable[[Any], bool], str]:
-    works = "null (the model's own) or a multiple of 8 from 64 to 4096"
-    return (lambda v: v is None or (64 <= v <= 4096 and v % 8 == 0)), works
+    works = "null (the model's own) or a multiple of 8 from 8 to 4096"
+    return (lambda v: v is None or (8 <= v <= 4096 and v % 8 == 0)), works
 
 
 def odd_kernel() -> tuple[Callable[[Any], bool], str]:
@@ -92,7 +92,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "post.salt_vs_pepper": between(0, 1),
     "post.local_vars": one_of("constant", "brightness"),
     # model and training
-    "model.input_size": between(8, 1024),
+    "model.input_size": ((lambda v: v is None or 8 <= v <= 1024), "null (the checkpoint's own) or 8 to 1024"),
+    "train.precision": one_of("auto", "fp32", "bf16", "fp16"),
     "train.epochs": between(1, 100_000),
     "train.batch_size": between(1, 65_536),
     "train.optimizer": one_of("adam", "adamw", "sgd"),
@@ -105,6 +106,9 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     # the real datasets
     "dataset.image_size": between(8, 4096),
     "dataset.split_seed": ((lambda v: 0 <= v < 2**32), "an integer from 0 to 2**32 - 1"),
+    "dataset.seed": ((lambda v: 0 <= v < 2**32), "an integer from 0 to 2**32 - 1"),
+    "dataset.round": between(0, 1_000_000),
+    "dataset.per_part": ((lambda v: v is None or v >= 1), "null (all classes) or at least 1"),
     "dataset.max_per_class": ((lambda v: v is None or v >= 1), "null (all) or at least 1"),
     "dataset.train_per_class": between(1, 100_000),
     "dataset.test_fraction": ((lambda v: 0 < v < 1), "a fraction between 0 and 1"),

@@ -35,7 +35,7 @@ def _closed_port() -> int:
 
 
 @pytest.mark.parametrize("args, words", [
-    (["prompt.num_prompts=-2"], ["prompt.num_prompts=-2", "at least 1"]),
+    (["prompt.num_prompts=-2"], ["prompt.num_prompts=-2", "a number from 1 to"]),
     (["labels=[]"], ["labels=[]", "empty"]),
     (["labels=[beagle]"], ["beagle", "not classes of dataset=digits"]),
     (["model=resnext"], ["resnext101_64x4d", "not in the local Hugging Face cache", "hf download"]),

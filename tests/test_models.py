@@ -1,8 +1,14 @@
+import numpy as np
 import pytest
+import timm
 import torch
+from conftest import CONF
+from omegaconf import OmegaConf
 
+from odin.errors import ConfigError
 from odin.hub import MissingWeightsError
-from odin.models import check_model, create_model
+from odin.models import Preprocessing, check_model, create_model, preprocessing
+from odin.train import ImageItems
 
 
 def test_pretrained_weights_missing_offline_fail_fast_with_the_fix():
@@ -30,3 +36,62 @@ def test_local_checkpoint_loads_through_the_users_path(tmp_path):
     assert loaded.get_classifier().out_features == 5
     with pytest.raises(MissingWeightsError, match="model.checkpoint_path"):
         check_model("test_resnet", pretrained=True, checkpoint_path=str(tmp_path / "nope.pth"))
+
+
+# The paper's five classifiers: timm name + ImageNet-1k tag, and the parameter count at 1000 classes
+# (the paper gives 83.5 M for ResNeXt101, 86.6 M for ViT-B/16, 87.9 M for Swin-v2; none for the others).
+PAPER_MODELS = {"resnet": ("resnet152", 60.19e6), "resnext": ("resnext101_64x4d", 83.46e6),
+                "vit": ("vit_base_patch16_224", 86.57e6), "swin": ("swinv2_base_window8_256", 87.92e6),
+                "regnet": ("regnety_160", 83.59e6)}
+
+
+@pytest.mark.parametrize("option", sorted(PAPER_MODELS))
+def test_paper_models_are_imagenet1k_checkpoints_of_the_papers_size(option):
+    node = OmegaConf.load(CONF / "model" / f"{option}.yaml")
+    architecture, _, tag = node.name.partition(".")
+    assert (architecture, node.pretrained) == (PAPER_MODELS[option][0], True)
+    # An explicit tag: timm's default one may change, or be pre-trained on more than ImageNet-1k.
+    assert tag.endswith("in1k") and not any(more in tag for more in ("in21k", "in22k", "in12k")), tag
+    assert tag in [t.partition(".")[2] for t in timm.list_pretrained(f"{architecture}.*")]
+    with torch.device("meta"):  # the real architecture, no weights allocated or fetched
+        model = create_model(node.name, num_classes=1000)
+    assert sum(p.numel() for p in model.parameters()) == pytest.approx(PAPER_MODELS[option][1], rel=1e-3)
+
+
+def test_missing_weights_of_a_tagged_model_name_the_download_of_that_tag():
+    with pytest.raises(MissingWeightsError, match=r"hf download timm/vit_base_patch16_224\.augreg_in1k"):
+        check_model("vit_base_patch16_224.augreg_in1k", pretrained=True, checkpoint_path=None)
+
+
+def test_unknown_tag_is_named_with_the_tags_that_exist():
+    with pytest.raises(ConfigError, match=r"model.name='vit_base_patch16_224.in1kk'.*augreg_in1k"):
+        check_model("vit_base_patch16_224.in1kk", pretrained=False, checkpoint_path=None)
+
+
+def test_pretrained_input_follows_the_checkpoint_and_input_size_overrides_its_size():
+    with torch.device("meta"):
+        swin = create_model("swinv2_base_window8_256.ms_in1k", num_classes=3)
+        vit = create_model("vit_base_patch16_224.augreg_in1k", num_classes=3)
+    assert preprocessing(swin, pretrained=True) == Preprocessing(
+        256, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "bicubic", 0.9)
+    assert preprocessing(vit, pretrained=True, input_size=None).mean == (0.5, 0.5, 0.5)
+    assert preprocessing(vit, pretrained=True, input_size=384).size == 384
+
+
+def test_a_model_trained_from_scratch_keeps_the_plain_resize():
+    small = create_model("test_resnet", num_classes=3, in_chans=1)
+    assert preprocessing(small, pretrained=False, input_size=16) == Preprocessing(16, (0.5,), (0.5,), "bilinear")
+    assert preprocessing(small, pretrained=False, input_size=None).size == 160  # test_resnet's own
+
+
+def test_crop_pct_centre_crops_a_wide_image_instead_of_squashing_it():
+    wide = np.zeros((20, 40), np.float32)
+    wide[:, 10:30] = 1.0  # the centre square is white, the sides black
+    crop = ImageItems([(wide, 0)], 10, 1, (0.0,), (1.0,), interpolation="bicubic", crop_pct=1.0)[0][0]
+    squash = ImageItems([(wide, 0)], 10, 1, (0.0,), (1.0,))[0][0]
+    assert crop.shape == squash.shape == (1, 10, 10)
+    assert crop[0, :, 1:-1].min() > 0.999 and crop[0, :, [0, -1]].min() > 0.9  # the edges' kernels see a little black
+    assert crop.max() <= 1.0  # bicubic overshoots at the step; clamped to the images' [0, 1]
+    assert squash[0, :, 0].max() < 0.1  # the squashed one keeps the black sides
+    cropped = ImageItems([(wide, 0)], 10, 1, (0.0,), (1.0,), crop_pct=0.5)[0][0]  # 20 px short side, centre 10
+    assert torch.allclose(cropped, torch.ones_like(cropped))

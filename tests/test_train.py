@@ -1,10 +1,13 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from omegaconf import OmegaConf
 
+import odin.train
+from odin.errors import ConfigError
 from odin.models import create_model
-from odin.train import ImageItems, summarize, train
+from odin.train import CheckpointPacer, ImageItems, augment, evaluate, resolve_precision, summarize, train
 
 
 def _halves(n, seed):
@@ -53,8 +56,6 @@ class FixedLogits(torch.nn.Module):
 def test_top3_counts_the_true_class_among_the_three_best_of_many():
     from torch.utils.data import DataLoader, TensorDataset
 
-    from odin.train import evaluate
-
     ranks = [1, 2, 3, 4, 5, 6, 3, 2]
     # sample i is the index i; its label is the class whose logit has rank ranks[i]
     model = FixedLogits(ranks)
@@ -91,3 +92,77 @@ def test_rgb_and_grayscale_inputs_are_matched_to_the_model():
     gray = ImageItems(items, 16, 1, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
     rgb = ImageItems(items, 16, 3, (0.5,), (0.5,))
     assert gray[0][0].shape == (1, 16, 16) and rgb[1][0].shape == (3, 16, 16)
+
+
+def test_precision_auto_is_fp32_on_cpu_and_a_wrong_value_names_the_key():
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) == "fp32"
+    assert resolve_precision("bf16", cpu) == "bf16"  # asked for explicitly: CPU autocast has bf16
+    with pytest.raises(ConfigError, match="train.precision='half'.*fp16"):
+        resolve_precision("half", cpu)
+
+
+def _reference_history(cfg, train_items, test_items, seed):
+    """The trainer's loop before precision and channels_last existed: what a CPU run must still give."""
+    from torch.utils.data import DataLoader
+
+    torch.manual_seed(0)
+    model = create_model("test_resnet", num_classes=2, in_chans=1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    test_loader = DataLoader(test_items, batch_size=256)
+    history = []
+    for epoch in range(cfg.epochs):
+        model.train()
+        order = torch.Generator().manual_seed(seed * 1000 + epoch)
+        loader = DataLoader(train_items, batch_size=cfg.batch_size, shuffle=True, generator=order,
+                            drop_last=len(train_items) > cfg.batch_size)
+        total = seen = 0.0
+        for x, y in loader:
+            x = augment(x, order) if cfg.augment else x
+            loss = F.cross_entropy(model(x), y, label_smoothing=cfg.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total, seen = total + loss.item() * len(y), seen + len(y)
+        top1, top3 = evaluate(model, test_loader, "cpu")
+        history.append({"epoch": epoch + 1, "train_loss": total / seen, "top1": top1, "top3": top3})
+    return history
+
+
+@pytest.mark.parametrize("precision", ["auto", "fp32"])
+def test_cpu_training_gives_exactly_the_history_it_gave_before(tmp_path, precision):
+    # 100 images in batches of 16: shuffled, a partial batch dropped, augmented with the order's generator
+    cfg = OmegaConf.merge(_cfg(3), {"augment": True, "label_smoothing": 0.1, "precision": precision})
+    sets = [ImageItems(_halves(n, s), 16, 1, (0.5,), (0.5,)) for n, s in ((100, 0), (40, 1))]
+    torch.manual_seed(0)
+    model = create_model("test_resnet", num_classes=2, in_chans=1)
+    result = train(model, *sets, cfg, tmp_path / "ck.pt", seed=3)
+    assert result.history == _reference_history(cfg, *sets, seed=3)  # equal floats, not approximately
+
+
+def test_bf16_is_really_used_when_asked_for(tmp_path):
+    sets = [ImageItems(_halves(n, s), 16, 1, (0.5,), (0.5,)) for n, s in ((48, 0), (16, 1))]
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        model = create_model("test_resnet", num_classes=2, in_chans=1)
+        cfg = OmegaConf.merge(_cfg(1), {"precision": precision})
+        losses[precision] = train(model, *sets, cfg, tmp_path / f"{precision}.pt").history[0]["train_loss"]
+    # bf16 keeps 8 bits of mantissa: close to fp32, never equal (which is why it belongs in the key)
+    assert losses["bf16"] != losses["fp32"] and losses["bf16"] == pytest.approx(losses["fp32"], rel=0.05)
+
+
+def test_checkpoints_are_written_once_a_minute_or_when_writing_costs_under_5_percent(monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr(odin.train.time, "perf_counter", lambda: clock[0])
+    pacer = CheckpointPacer()
+    clock[0] = 30.0
+    assert not pacer.due(last=False) and pacer.due(last=True)  # the last epoch is always written
+    clock[0] = 61.0
+    assert pacer.due(last=False)
+    with pacer:
+        clock[0] += 10.0  # a slow write (a big model on a network file system)
+    clock[0] += 150.0
+    assert not pacer.due(last=False)  # 150 s of training since a 10 s write: 20 x 10 s not yet reached
+    clock[0] += 60.0
+    assert pacer.due(last=False)
