@@ -46,7 +46,7 @@ def sweep_jobs(cfg, *arguments: str) -> list[list[str]]:
 PAPER = {  # experiment -> (what the composed config must hold, the sweep, its job count)
     "table1": ({"dataset.name": "oxford_pet", "model.name": "swinv2_base_window8_256.ms_in1k"},
                {"prompt": "naive,chatgpt,caption"}, 3),
-    "table2": ({"dataset.name": "caltech101", "model.name": "resnext101_64x4d"},
+    "table2": ({"dataset.name": "caltech101", "model.name": "resnext101_64x4d.c1_in1k"},
                {"post": ",".join(POSTS), "post.apply_to_test": "false,true"}, 18),
     "table3": ({"prompt._target_": "odin.prompts.llm.LLMPrompts"},
                {"model": "resnet,resnext,vit,swin,regnet", "dataset": "oxford_pet,caltech101,indian_food,cifar100",

@@ -15,7 +15,7 @@ from odin.validate import RULES, validate
 # The group options whose schemas hold each rule's key (the default config has the others).
 OPTIONS = {"prompt": ["prompt=llm", "prompt=caption", "prompt=template"],
            "diffusion": ["diffusion=sd2", "diffusion=glyph"],
-           "dataset": ["dataset=caltech101", "dataset=indian_food"], "logger": ["logger=wandb"]}
+           "dataset": ["dataset=caltech101", "dataset=indian_food", "dataset=pet_food"], "logger": ["logger=wandb"]}
 
 
 def _numeric_and_choice_fields():
