@@ -178,6 +178,12 @@ class TrainConfig:
     num_workers: int = 0  # processes that load images; 0: one per CPU core for preloading
     preload: bool = True  # load (and acquire) every training image once, up front, in parallel
     eval_every: int = 1
+    # The honest number (no test label used): hold out this share of each label's generated prompts and
+    # report the test accuracy at the epoch that is best on them. The paper trained on all images:
+    # train.holdout=0 trains on exactly its set (and gives no held-out number).
+    holdout: float = 0.1
+    source: str = "generated"  # generated | real: the dataset's real training split, the reference to beat
+    real_classes: list[str] = field(default_factory=list)  # seen + unseen: these classes train on real images
     precision: str = "auto"  # auto (bf16 on a CUDA GPU that has it, else fp16; fp32 elsewhere) | fp32 | bf16 | fp16
     resume: bool = True  # pick up an interrupted or finished run of the same key; false: train from scratch
 

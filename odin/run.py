@@ -14,14 +14,13 @@ from pathlib import Path
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from PIL import Image
 
 from odin import keys
 from odin.config import check_keys
 from odin.errors import ConfigError, UserError
 from odin.files import atomic_write_json
 from odin.logging import scrub
-from odin.store import Folder, Store, derive_seed, export
+from odin.store import Folder, Store, derive_seed, export, open_image
 from odin.validate import check_plan, some, validate
 
 log = logging.getLogger(__name__)
@@ -43,12 +42,15 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None, run_name: str | N
         dataset.check()
     labels = choose_labels(cfg.labels, dataset.classes, must_be_classes=task == "train", dataset=cfg.dataset.name)
     total = check_plan(cfg, labels)
+    check_real_training(cfg, dataset, labels, task)
     prompter, backend, post = instantiate(cfg.prompt), instantiate(cfg.diffusion), instantiate(cfg.post)
     store = Store(cfg.paths.store)
-    uncached = store.missing_prompts(plain["prompt"], prompter, labels)
+    generated = generated_labels(cfg, labels, task)
+    uncached = store.missing_prompts(plain["prompt"], prompter, generated)
     if uncached:  # a rerun from the store needs no API key
         prompter.check(uncached)
-    backend.check(labels)
+    if generated:
+        backend.check(generated)
     if task == "train":
         from odin.models import check_model
 
@@ -67,7 +69,8 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None, run_name: str | N
     atomic_write_json(out / "metrics.json", scrub(metrics))
     logger.log({f"time/{k}": v for k, v in metrics["timing"].items()})
     logger.finish({k: metrics[k] for k in ("top1", "top3", "best_epoch") if k in metrics}
-                  | {"images_made": metrics["images"]["made"], "post_made": metrics["post"]["made"]}
+                  | {"images_made": metrics.get("images", {}).get("made", 0),
+                     "post_made": metrics.get("post", {}).get("made", 0)}
                   | ({"training_status": metrics["training"]["status"]} if "training" in metrics else {}))
     log.info("run dir: %s", out)
     return metrics
@@ -75,29 +78,31 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None, run_name: str | N
 
 def _stages(cfg, plain, task, labels, dataset, prompter, backend, post, store, logger, out) -> dict:
     timing: dict[str, float] = {}
-    with timed(timing, "prompts_s"):
-        _, prompts = store.prompts(plain["prompt"], prompter, labels)
-    with timed(timing, "generate_s"):
-        images = store.images(plain["diffusion"], backend, prompts, cfg.seed,
-                              generator_name=generator_name(plain["diffusion"]), shard=(cfg.shard, cfg.num_shards))
-    with timed(timing, "post_s"):
-        train_images = images if post.is_identity else store.post(plain["post"], post, images)
-
-    metrics = {
-        "task": task, "labels": labels, "store": str(store.root),
-        "images": {"folder": str(images.path), "made": images.made, "reused": images.reused},
-        "post": {"name": cfg.post.name, "folder": str(train_images.path),
-                 "made": 0 if post.is_identity else train_images.made,
-                 "reused": 0 if post.is_identity else train_images.reused},
-        "prompts": {label: lp.prompts for label, lp in prompts.items()},
-        "timing": timing,
-    }
-    log.info("images: %d generated, %d reused from the store; post '%s': %d applied, %d reused",
-             images.made, images.reused, cfg.post.name, metrics["post"]["made"], metrics["post"]["reused"])
-    grid = _samples(train_images, labels, cfg, out)
-    logger.log_image("samples", grid, caption=f"{cfg.diffusion._target_.rsplit('.', 1)[-1]}, post={cfg.post.name}")
-    logger.log_table("prompts", ["label", "index", "prompt"],
-                     [[label, i, p] for label, lp in prompts.items() for i, p in enumerate(lp.prompts)])
+    metrics = {"task": task, "labels": labels, "store": str(store.root), "timing": timing}
+    generated = generated_labels(cfg, labels, task)
+    train_images = None
+    if generated:
+        with timed(timing, "prompts_s"):
+            _, prompts = store.prompts(plain["prompt"], prompter, generated)
+        with timed(timing, "generate_s"):
+            images = store.images(plain["diffusion"], backend, prompts, cfg.seed, shard=(cfg.shard, cfg.num_shards),
+                                  generator_name=generator_name(plain["diffusion"]))
+        with timed(timing, "post_s"):
+            train_images = images if post.is_identity else store.post(plain["post"], post, images)
+        metrics |= {
+            "images": {"folder": str(images.path), "made": images.made, "reused": images.reused},
+            "post": {"name": cfg.post.name, "folder": str(train_images.path),
+                     "made": 0 if post.is_identity else train_images.made,
+                     "reused": 0 if post.is_identity else train_images.reused},
+            "prompts": {label: lp.prompts for label, lp in prompts.items()},
+        }
+        log.info("images: %d generated, %d reused from the store; post '%s': %d applied, %d reused",
+                 images.made, images.reused, cfg.post.name, metrics["post"]["made"], metrics["post"]["reused"])
+        grid = _samples(train_images, generated, cfg, out)
+        logger.log_image("samples", grid,
+                         caption=f"{cfg.diffusion._target_.rsplit('.', 1)[-1]}, post={cfg.post.name}")
+        logger.log_table("prompts", ["label", "index", "prompt"],
+                         [[label, i, p] for label, lp in prompts.items() for i, p in enumerate(lp.prompts)])
 
     if cfg.num_shards > 1:  # a share of the work: the dataset is whole once every shard has run
         log.info("shard %d of %d: its %d images are in the store; formulate or train without shard to use "
@@ -117,10 +122,49 @@ def _stages(cfg, plain, task, labels, dataset, prompter, backend, post, store, l
     logger.log_image("curves", training_curves(result.history, out / "curves.png"))
     source = {"trained": "", "resumed": f" (resumed after epoch {result.epochs_from_checkpoint})",
               "cached": f" (read from the finished training in {checkpoint}; train.resume=false retrains)"}
-    log.info("top-1 %.2f%%  top-3 %.2f%%  (best epoch %d) on %d real %s test images; trained on %d generated "
-             "images only%s", result.top1, result.top3, result.best_epoch, metrics["test_images"], cfg.dataset.name,
-             metrics["train_images"], source[result.status])
+    log.info("top-1 %.2f%%  top-3 %.2f%%  (best epoch %d) on %d real %s test images; trained on %s%s",
+             result.top1, result.top3, result.best_epoch, metrics["test_images"], cfg.dataset.name,
+             _trained_on(metrics), source[result.status])
+    if result.heldout_top1 is not None:
+        log.info("at the epoch chosen on held-out generated prompts (%d, no test label used): top-1 %.2f%%  "
+                 "top-3 %.2f%%; last epoch: top-1 %.2f%%", result.heldout_epoch, result.heldout_top1,
+                 result.heldout_top3, result.last_top1)
+    if result.seen_unseen:
+        log.info("seen (real) classes %.2f%%, unseen (generated) classes %.2f%%, harmonic mean %.2f%%",
+                 *result.seen_unseen.values())
     return metrics
+
+
+def _trained_on(metrics: dict) -> str:
+    generated, real = metrics["train_images"]["generated"], metrics["train_images"]["real"]
+    if not real:
+        return f"{generated} generated images only"
+    return f"{real} real images" + (f" and {generated} generated ones" if generated else "")
+
+
+def check_real_training(cfg, dataset, labels: list[str], task: str) -> None:
+    """train.source=real and train.real_classes need real training images of those classes."""
+    if task != "train" or (cfg.train.source != "real" and not cfg.train.real_classes):
+        return
+    unknown = [c for c in cfg.train.real_classes if c not in labels]
+    if unknown:
+        raise ConfigError(f"train.real_classes [{some(unknown)}] are not among this run's labels "
+                          f"[{some(labels, 40)}]")
+    if not hasattr(dataset, "train_items"):
+        raise ConfigError(f"dataset={cfg.dataset.name} has no real training split, which train.source=real and "
+                          "train.real_classes train on: use a dataset that has one (oxford_pet, caltech101, "
+                          "cifar100, indian_food, folder)")
+
+
+def generated_labels(cfg, labels: list[str], task: str) -> list[str]:
+    """The labels whose training images are generated: all of them but train.real_classes (or none with
+    train.source=real). Formulating generates every label."""
+    if task != "train":
+        return labels
+    if cfg.train.source == "real":
+        return []
+    real = set(cfg.train.real_classes)
+    return [label for label in labels if label not in real]
 
 
 @contextmanager
@@ -130,14 +174,18 @@ def timed(timing: dict[str, float], key: str):
     timing[key] = time.perf_counter() - started
 
 
-def _train(cfg, plain, dataset, labels, train_images: Folder, post, store: Store, logger):
+def _train(cfg, plain, dataset, labels, train_images: Folder | None, post, store: Store, logger):
     from odin.models import preprocessing
-    from odin.train import ImageItems, pick_device, preload, resolve_precision, train
+    from odin.split import holdout_prompts
+    from odin.train import ImageItems, pick_device, resolve_precision, train
 
-    loaders = [functools.partial(_acquire, dataset, train_images.path / r["file_name"]) for r in train_images.rows]
-    if cfg.train.preload:
-        loaders = preload(loaders, cfg.train.num_workers or os.cpu_count() or 1)
-    items = [(x, labels.index(r["label"])) for x, r in zip(loaders, train_images.rows, strict=True)]
+    rows, held = holdout_prompts(train_images.rows if train_images else [], cfg.train.holdout)
+    real = [label for label in labels if label not in generated_labels(cfg, labels, "train")]
+    items = _generated_items(cfg, dataset, labels, train_images, rows)
+    val = _generated_items(cfg, dataset, labels, train_images, held)
+    if real:  # train.source=real, or the seen classes of train.real_classes
+        index = {labels.index(label) for label in real}
+        items += [(x, y) for x, y in dataset.train_items(labels) if y in index]
     test = dataset.test_set(labels)
     if not test:
         raise UserError(f"dataset {cfg.dataset.name} has no test images for labels {labels}")
@@ -150,23 +198,37 @@ def _train(cfg, plain, dataset, labels, train_images: Folder, post, store: Store
     prep = preprocessing(model, cfg.model.pretrained or bool(cfg.model.checkpoint_path), cfg.model.input_size)
     precision = resolve_precision(cfg.train.precision, pick_device(cfg.train.device))  # auto: what will run
     key = keys.train_key(
-        train_set=keys.rows_identity(train_images.key, train_images.rows), labels=labels,
-        model={**plain["model"], "input": dataclasses.asdict(prep)}, train={**plain["train"], "precision": precision},
-        dataset=plain["dataset"], seed=cfg.seed,
+        train_set=keys.rows_identity(train_images.key if train_images else "", rows) + keys.config_hash(held, real),
+        labels=labels, model={**plain["model"], "input": dataclasses.asdict(prep)},
+        train={**plain["train"], "precision": precision}, dataset=plain["dataset"], seed=cfg.seed,
         test_post=keys.post_config(plain["post"], post) if post.apply_to_test and not post.is_identity else None,
     )
     checkpoint = store.root / "checkpoints" / key / "last.pt"
-    log.info("training %s on %d generated images, testing on %d real ones", cfg.model.name, len(items), len(test))
+    log.info("training %s on %d images (%d real), choosing an epoch on %d held-out generated ones, testing on %d "
+             "real ones", cfg.model.name, len(items), len(items) - len(rows), len(val), len(test))
     result = train(
         model, ImageItems.for_model(items, dataset.channels, prep), ImageItems.for_model(test, dataset.channels, prep),
         cfg.train, checkpoint, seed=cfg.seed, on_epoch=logger.log_epoch, resume=cfg.train.resume,
+        val_set=ImageItems.for_model(val, dataset.channels, prep) if val else None,
+        seen_classes={labels.index(label) for label in real} if real and len(real) < len(labels) else None,
     )
-    return result, {"train_images": len(items), "test_images": len(test)}, checkpoint
+    sizes = {"train_images": {"generated": len(rows), "real": len(items) - len(rows), "held_out": len(val)},
+             "test_images": len(test)}
+    return result, sizes, checkpoint
+
+
+def _generated_items(cfg, dataset, labels, folder: Folder | None, rows: list[dict]) -> list:
+    """(image, class index) of generated rows, acquired into the test images' domain (preloaded in parallel)."""
+    from odin.train import preload
+
+    loaders = [functools.partial(_acquire, dataset, folder.path / r["file_name"]) for r in rows]
+    if cfg.train.preload:
+        loaders = preload(loaders, cfg.train.num_workers or os.cpu_count() or 1)
+    return [(x, labels.index(r["label"])) for x, r in zip(loaders, rows, strict=True)]
 
 
 def _acquire(dataset, path: Path):
-    with Image.open(path) as im:
-        return dataset.acquire(im)
+    return dataset.acquire(open_image(path))
 
 
 def _samples(folder: Folder, labels: list[str], cfg, out: Path) -> Path:

@@ -45,6 +45,12 @@ class Result:
     history: list[dict] = field(default_factory=list)
     status: str = "trained"  # trained | resumed (some epochs from the checkpoint) | cached (all of them)
     epochs_from_checkpoint: int = 0
+    # test accuracy at the epoch with the best top-1 on held-out generated images (train.holdout): the
+    # honest number when no real data may be looked at; 0 / None without a held-out split
+    heldout_epoch: int = 0
+    heldout_top1: float | None = None
+    heldout_top3: float | None = None
+    seen_unseen: dict | None = None  # at the best epoch, with train.real_classes: seen, unseen, harmonic
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -181,18 +187,41 @@ def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model, loader, device, precision: str = "fp32") -> tuple[float, float]:
+@torch.no_grad()
+def predict(model, loader, device, precision: str = "fp32") -> tuple[torch.Tensor, torch.Tensor]:
+    """The three best classes of every sample (most likely first) and the true classes."""
     model.eval()
     device = torch.device(device)
-    hit1 = hit3 = total = 0
+    tops, ys = [], []
     for x, y in loader:
         with autocast(device, precision):
             logits = model(_to_device(x, device))
-        top = logits.topk(min(3, logits.shape[1]), dim=1).indices.cpu()
-        hit1 += (top[:, 0] == y).sum().item()
-        hit3 += (top == y[:, None]).any(1).sum().item()
-        total += len(y)
-    return 100.0 * hit1 / total, 100.0 * hit3 / total
+        tops.append(logits.topk(min(3, logits.shape[1]), dim=1).indices.cpu())
+        ys.append(y)
+    return torch.cat(tops), torch.cat(ys)
+
+
+def scores(top: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """top-1 and top-3 accuracy in %."""
+    hit1, hit3 = (top[:, 0] == y).sum().item(), (top == y[:, None]).any(1).sum().item()
+    return 100.0 * hit1 / len(y), 100.0 * hit3 / len(y)
+
+
+def evaluate(model, loader, device, precision: str = "fp32") -> tuple[float, float]:
+    return scores(*predict(model, loader, device, precision))
+
+
+def seen_unseen(top: torch.Tensor, y: torch.Tensor, seen: set[int]) -> dict[str, float]:
+    """Generalised zero-shot scores: top-1 averaged over the classes trained on real images (seen) and
+    over those trained on generated ones (unseen), each the mean of per-class accuracies, and their
+    harmonic mean."""
+    hits = top[:, 0] == y
+    per_class = {int(c): 100.0 * hits[y == c].sum().item() / (y == c).sum().item() for c in y.unique()}
+    s = [a for c, a in per_class.items() if c in seen]
+    u = [a for c, a in per_class.items() if c not in seen]
+    seen_acc, unseen_acc = (sum(s) / len(s) if s else 0.0), (sum(u) / len(u) if u else 0.0)
+    harmonic = 2 * seen_acc * unseen_acc / (seen_acc + unseen_acc) if seen_acc + unseen_acc else 0.0
+    return {"seen_top1": seen_acc, "unseen_top1": unseen_acc, "harmonic": harmonic}
 
 
 def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -264,7 +293,10 @@ class CheckpointPacer:
 
 
 def train(model, train_set: ImageItems, test_set: ImageItems, cfg, checkpoint: Path, seed: int = 0,
-          on_epoch: Callable[[dict], None] | None = None, resume: bool = True) -> Result:
+          on_epoch: Callable[[dict], None] | None = None, resume: bool = True, val_set: ImageItems | None = None,
+          seen_classes: set[int] | None = None) -> Result:
+    """`val_set`: held-out generated images, evaluated each epoch (val_top1) to choose an epoch without
+    the test set; `seen_classes`: the classes trained on real images, for seen / unseen / harmonic scores."""
     device = pick_device(cfg.device)
     precision = resolve_precision(cfg.get("precision", "auto"), device)
     if device.type == "cuda":  # NHWC weights to match NHWC batches (_to_device)
@@ -293,6 +325,7 @@ def train(model, train_set: ImageItems, test_set: ImageItems, cfg, checkpoint: P
     # Its own generator: the loader draws worker seeds from it, never from torch's global RNG.
     loader = DataLoader(train_set, batch_sampler=batches, generator=torch.Generator(), **options)
     test_loader = DataLoader(test_set, batch_size=max(cfg.batch_size, 256), **options)
+    val_loader = DataLoader(val_set, batch_size=max(cfg.batch_size, 256), **options) if val_set is not None else None
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")  # fp16 gradients underflow unscaled
     # On a GPU the loss stays there until the epoch ends: .item() per batch would wait for every step.
     loss_dtype = torch.float32 if device.type == "mps" else torch.float64
@@ -317,7 +350,12 @@ def train(model, train_set: ImageItems, test_set: ImageItems, cfg, checkpoint: P
             seen += len(y)
         row = {"epoch": epoch + 1, "train_loss": total_loss.item() / max(seen, 1)}
         if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
-            row["top1"], row["top3"] = evaluate(model, test_loader, device, precision)
+            top, y = predict(model, test_loader, device, precision)
+            row["top1"], row["top3"] = scores(top, y)
+            if seen_classes:
+                row.update(seen_unseen(top, y, seen_classes))
+            if val_set is not None and len(val_set):
+                row["val_top1"] = evaluate(model, val_loader, device, precision)[0]
         history.append(row)
         if saves.due(last=epoch + 1 == cfg.epochs):
             with saves:
@@ -334,8 +372,15 @@ def summarize(history: list[dict], status: str = "trained", from_checkpoint: int
     if not scored:
         return Result(0.0, 0.0, 0, 0.0, 0.0, 0.0, history, status, from_checkpoint)
     best = max(scored, key=lambda h: h["top1"])  # the first of equals: the earliest epoch
-    return Result(best["top1"], best["top3"], best["epoch"], max(h["top3"] for h in scored),
-                  scored[-1]["top1"], scored[-1]["top3"], history, status, from_checkpoint)
+    result = Result(best["top1"], best["top3"], best["epoch"], max(h["top3"] for h in scored),
+                    scored[-1]["top1"], scored[-1]["top3"], history, status, from_checkpoint)
+    validated = [h for h in scored if "val_top1" in h]
+    if validated:  # the epoch chosen on held-out generated images: no test label involved
+        chosen = max(validated, key=lambda h: h["val_top1"])
+        result.heldout_epoch, result.heldout_top1, result.heldout_top3 = chosen["epoch"], chosen["top1"], chosen["top3"]
+    if "harmonic" in best:
+        result.seen_unseen = {k: best[k] for k in ("seen_top1", "unseen_top1", "harmonic")}
+    return result
 
 
 def load_checkpoint(path: Path, device) -> dict | None:

@@ -103,6 +103,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "train.device": device(),
     "train.num_workers": between(0, 256),
     "train.eval_every": between(1, 100_000),
+    "train.holdout": between(0, 0.9),
+    "train.source": one_of("generated", "real"),
     # the real datasets
     "dataset.image_size": between(8, 4096),
     "dataset.split_seed": ((lambda v: 0 <= v < 2**32), "an integer from 0 to 2**32 - 1"),

@@ -196,7 +196,7 @@ def test_run_with_sd2_config_on_local_weights(compose, tiny_sd, tmp_path):
     assert cfg.diffusion.guidance_scale == 7.5 and cfg.diffusion.scheduler is None  # from sd2.yaml
     metrics = run(cfg, output_dir=tmp_path / "run")
 
-    assert metrics["images"]["made"] == 3 * 2 * 4 and metrics["train_images"] == 24  # smoke: 3 labels
+    assert metrics["images"]["made"] == 3 * 2 * 4 and metrics["train_images"]["generated"] == 24  # smoke: 3 labels
     folder = Path(metrics["images"]["folder"])
     rows = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines()]
     assert len(rows) == 24 and {r["label"] for r in rows} == {"zero", "one", "seven"}

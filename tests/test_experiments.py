@@ -194,7 +194,7 @@ def test_table1_naive_and_chatgpt_points(compose, tiny_sd, data_root, tmp_path, 
 
     naive = run(compose("experiment=paper/table1", "prompt=naive", *toy(tiny_sd, data_root)), tmp_path / "naive")
     assert naive["prompts"]["yorkshire terrier"] == ["a photo of one yorkshire terrier pet"]
-    assert (naive["images"]["made"], naive["train_images"], naive["test_images"]) == (6, 6, 9)
+    assert (naive["images"]["made"], naive["train_images"]["generated"], naive["test_images"]) == (6, 6, 9)
     assert 0 <= naive["top1"] <= naive["top3"] == 100.0  # 3 classes: the top 3 always hold the right one
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     with ChatServer() as server:

@@ -19,7 +19,7 @@ def test_embedded_run_end_to_end(compose, tmp_path):
     out = tmp_path / "run"
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["labels"] == ["zero", "one", "seven"]
-    assert saved["images"]["made"] == 3 * 2 * 4 and saved["train_images"] == 24
+    assert saved["images"]["made"] == 3 * 2 * 4 and saved["train_images"] == {"generated": 24, "real": 0, "held_out": 0}
     assert saved["test_images"] == metrics["test_images"] == 178 + 182 + 179  # every real 0, 1 and 7
     [epoch] = saved["history"]
     assert (saved["top1"], saved["top3"], saved["best_epoch"]) == (epoch["top1"], epoch["top3"], 1)
