@@ -1,8 +1,8 @@
 """The trainer: the paper's recipe (Adam, cross-entropy, best top-1/top-3 over epochs).
 
-It checkpoints after the last epoch and, in between, once a minute or as often as writing costs at
-most ~5% of the time (CheckpointPacer). The checkpoint's path is the training key (odin/keys.py),
-so a run started again with the same inputs resumes from the last saved epoch, or reads the result
+It checkpoints after every epoch, unless writing costs more than ~5% of the training time; then as
+often as that allows, and always after the last epoch (CheckpointPacer). The checkpoint's path is
+the training key (odin/keys.py), so a run started again with the same inputs resumes from the last saved epoch, or reads the result
 of a finished run; the Result says which (`status`), so a reused result never looks new.
 `resume=False` trains from scratch and replaces the checkpoint.
 
@@ -269,16 +269,16 @@ def loader_options(device: torch.device, workers: int) -> dict:
 
 
 class CheckpointPacer:
-    """When to write the checkpoint: after the last epoch, and in between once a minute of training, or
-    `ratio` times the last write's duration if longer, has passed since the last write (so writing
-    costs at most ~1/ratio of the time).
+    """When to write the checkpoint: after every epoch (a preempted job resumes from the last one),
+    unless writing costs more than ~1/ratio of the training time; then once `ratio` times the last
+    write's duration has passed since it (and always after the last epoch).
 
     A checkpoint of a big model (ResNeXt101 with Adam's moments: 1 GB) can take longer to write than
     a small epoch takes to train. A run killed in between redoes the epochs since the last write:
     they give the same numbers (each epoch's order is seeded), at the cost of about a minute.
     """
 
-    def __init__(self, every_s: float = 60.0, ratio: float = 20.0):
+    def __init__(self, every_s: float = 0.0, ratio: float = 20.0):
         self.every_s, self.ratio, self.cost, self.since = every_s, ratio, 0.0, time.perf_counter()
 
     def due(self, last: bool) -> bool:

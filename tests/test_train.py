@@ -152,17 +152,19 @@ def test_bf16_is_really_used_when_asked_for(tmp_path):
     assert losses["bf16"] != losses["fp32"] and losses["bf16"] == pytest.approx(losses["fp32"], rel=0.05)
 
 
-def test_checkpoints_are_written_once_a_minute_or_when_writing_costs_under_5_percent(monkeypatch):
+def test_checkpoints_are_written_every_epoch_unless_writing_costs_over_5_percent(monkeypatch):
     clock = [0.0]
     monkeypatch.setattr(odin.train.time, "perf_counter", lambda: clock[0])
     pacer = CheckpointPacer()
-    clock[0] = 30.0
-    assert not pacer.due(last=False) and pacer.due(last=True)  # the last epoch is always written
-    clock[0] = 61.0
-    assert pacer.due(last=False)
+    clock[0] = 2.0
+    assert pacer.due(last=False)  # nothing written yet, cheap: every epoch (a preempted job loses none)
+    with pacer:
+        clock[0] += 0.01  # a cheap write
+    clock[0] += 1.0
+    assert pacer.due(last=False)  # 1 s of training >= 20 x 0.01 s
     with pacer:
         clock[0] += 10.0  # a slow write (a big model on a network file system)
     clock[0] += 150.0
-    assert not pacer.due(last=False)  # 150 s of training since a 10 s write: 20 x 10 s not yet reached
+    assert not pacer.due(last=False) and pacer.due(last=True)  # 20 x 10 s not yet reached; the last always
     clock[0] += 60.0
     assert pacer.due(last=False)
