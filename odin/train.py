@@ -2,8 +2,9 @@
 
 It checkpoints after every epoch, unless writing costs more than ~5% of the training time; then as
 often as that allows, and always after the last epoch (CheckpointPacer). The checkpoint's path is
-the training key (odin/keys.py), so a run started again with the same inputs resumes from the last saved epoch, or reads the result
-of a finished run; the Result says which (`status`), so a reused result never looks new.
+the training key (odin/keys.py), so a run started again with the same inputs resumes from the last
+saved epoch, or reads the result of a finished run; the Result says which (`status`), so a reused
+result never looks new.
 `resume=False` trains from scratch and replaces the checkpoint.
 
 On a CUDA GPU it trains with mixed precision (train.precision, `auto`: bf16, or fp16 with loss
