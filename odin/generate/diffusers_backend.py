@@ -136,10 +136,12 @@ class DiffusersGenerator:
             )
         if _loaded is not None and _loaded[0] == self._settings():
             tokenizer = _loaded[1].tokenizer
-        else:  # the tokenizer alone: the run may find every image in the store and never load the pipeline
-            from transformers import AutoTokenizer
+        else:  # the tokenizer alone, of the class the pipeline loads: the run may never need the pipeline
+            import transformers
 
-            tokenizer = AutoTokenizer.from_pretrained(self.model, subfolder="tokenizer")
+            library, name = components.get("tokenizer") or ("transformers", "AutoTokenizer")
+            cls = getattr(transformers, name, None) if library == "transformers" else None
+            tokenizer = (cls or transformers.AutoTokenizer).from_pretrained(self.model, subfolder="tokenizer")
         for label, texts in prompts.items():
             try:
                 check_label_in_prompts(tokenizer, label, texts)
