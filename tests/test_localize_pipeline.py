@@ -50,6 +50,7 @@ def iou(a, b) -> float:
 
 
 # ---- the embedded glyphs: a detection dataset offline -------------------------------------------
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # pycocotools on numpy 2
 def test_glyph_formulate_exports_coco_and_yolo_with_the_exact_ink_boxes(compose, tmp_path):
     from pycocotools.coco import COCO
 
@@ -137,6 +138,17 @@ def test_post_processed_folders_carry_the_same_heatmaps(compose, tmp_path):
         assert np.array_equal(load_heatmap(exported), load_heatmap(post / row["heatmap"]))
 
 
+def test_a_backend_that_cannot_localize_is_refused_up_front():
+    from backends import SeedSquares
+
+    from odin.errors import ConfigError
+    from odin.localize.detection import check_backend
+    from odin.prompts import LabelPrompts
+
+    with pytest.raises(ConfigError, match=r"localize=attention: the diffusion backend SeedSquares .*localize=none"):
+        check_backend(SeedSquares(), {"cat": LabelPrompts("cat", ["a cat"])})
+
+
 def test_a_bad_threshold_names_the_key(compose, tmp_path):
     from odin.errors import ConfigError
 
@@ -171,6 +183,25 @@ def test_tiny_sd_writes_a_heatmap_per_image_at_its_size_and_the_same_images(comp
     plain = run(compose(*sd(tiny_sd), store=tmp_path / "b"), output_dir=tmp_path / "plain")
     with_maps = {k: v[0] for k, v in png_files(folder).items()}
     assert with_maps == {k: v[0] for k, v in png_files(Path(plain["images"]["folder"])).items()}
+
+
+def test_an_image_redone_for_the_safety_checker_brings_its_own_heatmap(monkeypatch):
+    from odin.generate.diffusers_backend import DiffusersGenerator
+
+    calls = []
+
+    def generate(pipe, prompts, seeds, label):  # the first try of seed 11 is blacked out
+        calls.append((list(seeds), label))
+        return ([Image.new("L", (8, 8), s) for s in seeds], [s == 11 for s in seeds],
+                [np.full((8, 8), s / 100, np.float32) for s in seeds])
+
+    gen = DiffusersGenerator(model="unused", images_per_prompt=2, batch_size=2, safety_retries=1)
+    monkeypatch.setattr(gen, "pipeline", lambda: None)
+    monkeypatch.setattr(gen, "_generate", generate)
+    out = gen("cat", ["a cat"] * 2, [11, 22], heatmaps=True)
+    assert calls == [([11, 22], "cat"), ([12], "cat")]
+    assert [g.heatmap[0, 0] for g in out] == pytest.approx([0.12, 0.22])
+    assert [g.info["seed_used"] for g in out] == [12, 22]
 
 
 def test_a_prompt_without_the_label_fails_before_any_image_naming_it(tiny_sd, tmp_path):
