@@ -6,6 +6,8 @@ CPU, SD 2.1's real architecture (random weights; minutes: builds a 1.3 B-paramet
     python benchmarks/bench_localize.py --arch sd21 --size 256 --steps 2 --repeats 3
 GPU: SD 2.1's architecture, bf16, 768x768 (the issue's goal: at most 15% overhead).
     python benchmarks/bench_localize.py --gpu [--steps 20] [--batch 4]
+Add --store to time what a run does instead: ODIN's diffusers backend making one unit of work into a
+fresh store, with and without localize=attention (PNG files, and heatmap files beside them).
 
 Both sides make the same images from the same prompts, generators and loaded pipeline; the
 localized side also wraps the cross-attention processors and reads the heatmaps out at the image
@@ -26,7 +28,9 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+os.environ.setdefault("ODIN_PROGRESS", "0")  # the store's progress bar would interleave with the figures
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # this checkout's odin, and the tiny test models
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
@@ -80,6 +84,28 @@ def generate(pipe, prompts: list[str], size: int, steps: int, localize: bool) ->
     return time.perf_counter() - start, IN_ADD[0] - inside
 
 
+def through_store(pipe, tmp: Path, size: int, steps: int, batch: int, localize: bool) -> tuple[float, float]:
+    """(wall seconds, of which inside AttentionHeatmaps.add) of Store.images making one unit of `batch`
+    images into a fresh store, the way `python run.py task=formulate [localize=attention]` does."""
+    from odin.generate import diffusers_backend
+    from odin.generate.diffusers_backend import DiffusersGenerator
+    from odin.prompts import LabelPrompts
+    from odin.store import Store
+
+    gen = DiffusersGenerator(model="bench", steps=steps, height=size, width=size, images_per_prompt=batch,
+                             batch_size=batch, safety_checker=False, device=str(pipe.device),
+                             dtype=str(pipe.unet.dtype).removeprefix("torch."))
+    diffusers_backend._loaded = (gen._settings(), pipe)  # the built pipeline, as if loaded from "bench"
+    store = Store(Path(tempfile.mkdtemp(dir=tmp)))
+    start, inside = time.perf_counter(), IN_ADD[0]
+    folder = store.images({"model": "bench"}, gen, {"cat": LabelPrompts("cat", ["a photo of one cat"])}, seed=0,
+                          heatmaps=localize)
+    elapsed = time.perf_counter() - start
+    assert folder.made == batch and all(bool(r.get("heatmap")) == localize for r in folder.rows)
+    shutil.rmtree(store.root)
+    return elapsed, IN_ADD[0] - inside
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gpu", action="store_true", help="SD 2.1 architecture on CUDA, bf16, 768x768")
@@ -89,6 +115,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=None, help="images per pipeline call (CPU 6, GPU 4)")
     ap.add_argument("--repeats", type=int, default=None, help="timed pairs (CPU 10, GPU 3)")
     ap.add_argument("--threads", type=int, default=1, help="CPU torch threads (1: steady on a shared box)")
+    ap.add_argument("--store", action="store_true", help="time ODIN's backend + store (files included)")
     args = ap.parse_args()
     arch = "sd21" if args.gpu else args.arch or "tiny"
     device, dtype = ("cuda", torch.bfloat16) if args.gpu else ("cpu", torch.float32)
@@ -103,15 +130,22 @@ def main() -> None:
         pipe = build(arch, tmp, device, dtype)
         name = torch.cuda.get_device_name() if args.gpu else f"CPU, torch threads {torch.get_num_threads()}"
         prompts = [f"a photo of one cat, style {i}" for i in range(batch)]
+        what = "ODIN's backend + store, one unit per call" if args.store else "the pipeline alone"
         print(f"{name}; {arch} pipeline, {size}x{size}, {steps} steps, guidance 7.5, {batch} images per call, "
-              f"medians over {repeats} alternating pairs")  # fmt: skip
-        generate(pipe, prompts, size, steps, localize=True)  # warm-up: kernels, caches, allocator
-        generate(pipe, prompts, size, steps, localize=False)
+              f"{what}; medians over {repeats} alternating pairs")  # fmt: skip
+
+        def call(localize: bool) -> tuple[float, float]:
+            if args.store:
+                return through_store(pipe, tmp, size, steps, batch, localize)
+            return generate(pipe, prompts, size, steps, localize)
+
+        call(True)  # warm-up: kernels, caches, allocator
+        call(False)
         if not args.gpu:
             clock_add()
         pairs = []
         for _ in range(repeats):
-            pairs.append((generate(pipe, prompts, size, steps, False), generate(pipe, prompts, size, steps, True)))
+            pairs.append((call(False), call(True)))
         plain = statistics.median(a[0] for a, _ in pairs)
         located = statistics.median(b[0] for _, b in pairs)
         ratios = [round(b[0] / a[0], 3) for a, b in pairs]

@@ -154,6 +154,16 @@ class PostConfig:
     salt_vs_pepper: float = 0.5  # s&p
 
 
+# ---- localization ---------------------------------------------------------------------
+@dataclass
+class LocalizeConfig:
+    """Where the label is in each generated image (the paper's §5.3): a heatmap beside every image, and
+    task=formulate adds boxes and masks (COCO JSON, YOLO txt) to the exported ImageFolder."""
+
+    name: str = "none"  # none | attention: the backend's heatmap of the label (SD: cross-attention; glyph: ink)
+    threshold: Any = 0.4  # heatmap -> mask: a fraction of each heatmap's maximum in (0, 1], or otsu
+
+
 # ---- model and training ---------------------------------------------------------------
 @dataclass
 class ModelConfig:
@@ -221,6 +231,7 @@ class OdinConfig:
     train: TrainConfig = MISSING
     logger: Any = MISSING
     task: TaskConfig = MISSING
+    localize: LocalizeConfig = MISSING
     paths: PathsConfig = MISSING
     labels: list[str] | None = None  # a subset of the dataset's classes, or any labels to formulate
     seed: int = 0
@@ -244,6 +255,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "train": {"train": TrainConfig},
     "logger": {"logger": LoggerConfig},
     "task": {"task": TaskConfig},
+    "localize": {"localize": LocalizeConfig},
     "paths": {"paths": PathsConfig},
 }
 
@@ -284,7 +296,7 @@ def check_keys(cfg: Any) -> None:
                               f"{', '.join(sorted(k for k in known if not k.startswith('_')))}")
 
     by_target = {getattr(node, "_target_", None): node for nodes in SCHEMAS.values() for node in nodes.values()}
-    typed = {"train": TrainConfig, "task": TaskConfig, "paths": PathsConfig}
+    typed = {"train": TrainConfig, "task": TaskConfig, "localize": LocalizeConfig, "paths": PathsConfig}
     unknown(cfg, OdinConfig, "")
     for group in OdinConfig.__dataclass_fields__:
         node = cfg.get(group)

@@ -81,12 +81,17 @@ def _stages(cfg, plain, task, labels, dataset, prompter, backend, post, store, l
     metrics = {"task": task, "labels": labels, "store": str(store.root), "timing": timing}
     generated = generated_labels(cfg, labels, task)
     train_images = None
+    localize = cfg.localize.name != "none"
     if generated:
         with timed(timing, "prompts_s"):
             _, prompts = store.prompts(plain["prompt"], prompter, generated)
+        if localize:  # before any image: the backend can locate the label in every prompt
+            from odin.localize.detection import check_backend
+
+            check_backend(backend, prompts)
         with timed(timing, "generate_s"):
             images = store.images(plain["diffusion"], backend, prompts, cfg.seed, shard=(cfg.shard, cfg.num_shards),
-                                  generator_name=generator_name(plain["diffusion"]))
+                                  generator_name=generator_name(plain["diffusion"]), heatmaps=localize)
         with timed(timing, "post_s"):
             train_images = images if post.is_identity else store.post(plain["post"], post, images)
         metrics |= {
@@ -112,6 +117,20 @@ def _stages(cfg, plain, task, labels, dataset, prompter, backend, post, store, l
         path = export(train_images, labels, out / "dataset")
         metrics["dataset"] = str(path)
         log.info("dataset: %s", path)
+        if localize:
+            from odin.localize.detection import write_detection
+
+            with timed(timing, "localize_export_s"):
+                found = write_detection(path, labels, cfg.localize.threshold, out / "heatmaps.png",
+                                        per_label=max(1, cfg.samples_per_class),
+                                        title=f"{cfg.dataset.name}: where the label is (localize={cfg.localize.name}, "
+                                              f"threshold {cfg.localize.threshold})")
+            metrics["localize"] = found
+            logger.log_image("heatmaps", Path(found["grid"]), caption=f"localize={cfg.localize.name}, "
+                                                                      f"threshold={cfg.localize.threshold}")
+            log.info("detection dataset: %d boxes and masks over %d images (%d with nothing located) in %s "
+                     "(COCO) and YOLO txt files beside the images; heatmaps: %s", found["boxes"], found["images"],
+                     found["nothing_located"], found["coco"], found["grid"])
         return metrics
     result, sizes, checkpoint = _train(cfg, plain, dataset, labels, train_images, post, store, logger)
     metrics.update(result.to_dict(), **sizes)

@@ -3,6 +3,7 @@
 Layout under the store root (a shared filesystem on clusters):
   prompts/<key>/<slug>.json                one label's prompts and their provenance
   images/<key>/<slug>/u<id>_i000.png       an ImageFolder of generated images ...
+  images/<key>/<slug>/u<id>_i000.heat.npz  ... each with its heatmap when localization is on ...
   images/<key>/metadata.jsonl              ... loadable by torchvision and `datasets`
   images/.state/<key>/units/<slug>/u<id>.jsonl  a unit's rows; written last, so it marks it done
   images/.state/<key>/locks/               claims on units (released by the OS when the owner dies)
@@ -21,6 +22,10 @@ run resumes where it stopped. A unit's rows record each image's size: a missing,
 unreadable entry (an image, a marker, a prompt file) is found where it is read, named, and made
 again, since everything here can be recomputed. Reading a store that holds everything writes
 nothing, so a read-only store works.
+
+Heatmaps (where the label is; odin.localize) are asked for per run and change no key and no
+image: a unit is made with them when asked, and a unit made without them gets only its heatmaps
+made when they are asked for later (the backend draws the unit again; its images stay as they are).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from odin import keys
 from odin.errors import UserError
 from odin.files import atomic_write, atomic_write_bytes, atomic_write_json, remove_stale_temps
 from odin.keys import config_hash
+from odin.localize.boxes import heatmap_path, load_heatmap, save_heatmap
 from odin.logging import scrub
 from odin.progress import progress
 from odin.prompts import LabelPrompts
@@ -132,6 +138,8 @@ class Folder:
     rows: list[dict] = field(default_factory=list)  # metadata of the requested labels' images
     made: int = 0  # images written by this run
     reused: int = 0  # images found already made
+    heatmaps: bool = False  # every image has its heatmap beside it (localize=attention): made, checked, exported
+    heatmaps_added: int = 0  # heatmaps this run made for images made before without them
 
 
 class Store:
@@ -166,16 +174,17 @@ class Store:
 
     # ---- images ----------------------------------------------------------------------
     def images(self, cfg: dict, backend, prompts: dict[str, LabelPrompts], seed: int,
-               generator_name: str = "", shard: tuple[int, int] = (0, 1)) -> Folder:
+               generator_name: str = "", shard: tuple[int, int] = (0, 1), heatmaps: bool = False) -> Folder:
         cfg = keys.images_config(cfg, backend)
-        folder = Folder(config_hash(cfg, seed), Path())
+        folder = Folder(config_hash(cfg, seed), Path(), heatmaps=heatmaps)
         folder.path = self.root / "images" / folder.key
         units = in_shard(prompt_units(prompts, seed, backend.images_per_prompt), shard)
+        asked = {"heatmaps": True} if heatmaps else {}  # a backend that cannot localize is never asked
 
-        def make(unit: Unit) -> list[tuple[Image.Image, dict]]:
-            made = backend(unit.label, [unit.prompt] * len(unit.seeds), unit.seeds)
+        def make(unit: Unit) -> list[tuple[Image.Image, dict, Any]]:
+            made = backend(unit.label, [unit.prompt] * len(unit.seeds), unit.seeds, **asked)
             return [
-                (g.image, {"prompt": unit.prompt, "seed": s, "generator": generator_name, **g.info})
+                (g.image, {"prompt": unit.prompt, "seed": s, "generator": generator_name, **g.info}, g.heatmap)
                 for g, s in zip(made, unit.seeds, strict=True)
             ]
 
@@ -185,7 +194,7 @@ class Store:
     # ---- post-processing ---------------------------------------------------------------
     def post(self, cfg: dict, post: Callable[[Image.Image, int], Image.Image], images: Folder) -> Folder:
         cfg = keys.post_config(cfg, post)
-        folder = Folder(config_hash(cfg, images.key), Path())
+        folder = Folder(config_hash(cfg, images.key), Path(), heatmaps=images.heatmaps)
         folder.path = self.root / "post" / folder.key
         by_unit: dict[str, list[dict]] = {}
         for row in images.rows:
@@ -193,9 +202,11 @@ class Store:
         units = [Unit(rows[0]["label"], rows[0]["prompt"], rows[0]["occurrence"], [r["seed"] for r in rows])
                  for rows in by_unit.values()]
 
-        def make(unit: Unit) -> list[tuple[Image.Image, dict]]:
+        def make(unit: Unit) -> list[tuple[Image.Image, dict, Any]]:  # post moves no pixel: the same heatmaps
             return [(post(open_image(images.path / row["file_name"]), derive_seed(row["seed"], "post")),
-                     {**_without_file(row), "post": cfg}) for row in by_unit[unit.name]]
+                     {**_without_file(row), "post": cfg},
+                     load_heatmap(images.path / row["heatmap"]) if folder.heatmaps else None)
+                    for row in by_unit[unit.name]]
 
         self._fill(folder, units, make, {"post": cfg, "images": images.key}, "post-process")
         return folder
@@ -225,7 +236,10 @@ class Store:
         for unit in units:  # a unit made with more images per prompt serves fewer: the seeds are a prefix
             folder.rows.extend(read_jsonl(self._marker(folder, unit))[: len(unit.seeds)])
         folder.reused = len(folder.rows) - folder.made
-        if folder.made or not (folder.path / "metadata.jsonl").exists():
+        if folder.heatmaps_added:
+            log.info("%s: made heatmaps only for %d images made earlier without them (the images stay as they "
+                     "are)", what, folder.heatmaps_added)
+        if folder.made or folder.heatmaps_added or not (folder.path / "metadata.jsonl").exists():
             self._write_index(folder)
 
     def _claim_and_make(self, folder: Folder, unit: Unit, make, wait: bool) -> bool:
@@ -238,42 +252,68 @@ class Store:
         except Timeout:
             return False
         try:
-            if self._done(folder, unit):  # another job made it while we waited
+            status, kept = self._status(folder, unit)
+            if status == "done":  # another job made it while we waited
                 return True
             marker = self._marker(folder, unit)
             for stale in (folder.path / unit.slug).glob(f".{unit.name}_i*.tmp"):
                 stale.unlink()  # left by a job killed mid-write; we hold the unit's claim now
             remove_stale_temps(marker)
-            rows = []
-            for i, (image, info) in enumerate(make(unit)):
-                file_name = f"{unit.slug}/{unit.name}_i{i:03d}.png"
-                atomic_save_image(folder.path / file_name, image)
-                rows.append({"file_name": file_name, "label": unit.label, "unit": unit.name,
-                             "occurrence": unit.occurrence, "image_index": i,
-                             "bytes": (folder.path / file_name).stat().st_size, **info})
+            made = make(unit)
+            if status == "heatmaps":  # the images are intact: write their heatmaps, never the images again
+                rows = [{**row, **_save_heatmap(folder, row["file_name"], heat, image)}
+                        for row, (image, _, heat) in zip(kept, made, strict=False)] + kept[len(made):]
+                folder.heatmaps_added += len(made)
+            else:
+                rows = []
+                for i, (image, info, heat) in enumerate(made):
+                    file_name = f"{unit.slug}/{unit.name}_i{i:03d}.png"
+                    atomic_save_image(folder.path / file_name, image)
+                    rows.append({"file_name": file_name, "label": unit.label, "unit": unit.name,
+                                 "occurrence": unit.occurrence, "image_index": i,
+                                 "bytes": (folder.path / file_name).stat().st_size, **info,
+                                 **(_save_heatmap(folder, file_name, heat, image) if folder.heatmaps else {})})
+                folder.made += len(rows)
             atomic_write_bytes(marker, "".join(json.dumps(r) + "\n" for r in rows).encode())
-            folder.made += len(rows)
             return True
         finally:
             lock.release()
 
     def _done(self, folder: Folder, unit: Unit) -> bool:
-        """Made, with at least as many images as asked (more images per prompt remake it), every one
-        of them present at its recorded size; a damaged unit is said so and made again."""
+        return self._status(folder, unit)[0] == "done"
+
+    def _status(self, folder: Folder, unit: Unit) -> tuple[str, list[dict]]:
+        """("done", rows): made, with at least as many images as asked (more images per prompt remake
+        it), every one of them present at its recorded size, and so is its heatmap when heatmaps are
+        asked for. ("heatmaps", every row of the marker): the images are intact but some of the asked
+        heatmaps are missing (made without them, or damaged). ("make", []): anything else; a damaged
+        unit is said so and made again."""
         marker = self._marker(folder, unit)
         if not marker.exists():
-            return False
+            return "make", []
         try:
-            rows = read_jsonl(marker)[: len(unit.seeds)]
-            damaged = [r["file_name"] for r in rows if _size(folder.path / r["file_name"]) != r["bytes"]]
+            rows = read_jsonl(marker)
+            damaged = [r["file_name"] for r in rows[: len(unit.seeds)]
+                       if _size(folder.path / r["file_name"]) != r["bytes"]]
         except (ValueError, KeyError, TypeError, OSError) as error:
             log.warning("remaking %s '%s': its record %s is damaged (%s)", unit.label, unit.prompt, marker, error)
-            return False
+            return "make", []
         if damaged:
             log.warning("remaking %s '%s': %s is missing or truncated", unit.label, unit.prompt,
                         folder.path / damaged[0])
-            return False
-        return len(rows) == len(unit.seeds)
+            return "make", []
+        if len(rows) < len(unit.seeds):
+            return "make", []
+        if folder.heatmaps:
+            heatless = [r for r in rows[: len(unit.seeds)] if not r.get("heatmap")]
+            broken = [r["heatmap"] for r in rows[: len(unit.seeds)]
+                      if r.get("heatmap") and _size(folder.path / r["heatmap"]) != r.get("heatmap_bytes")]
+            if broken:
+                log.warning("remaking the heatmaps of %s '%s': %s is missing or truncated", unit.label, unit.prompt,
+                            folder.path / broken[0])
+            if heatless or broken:
+                return "heatmaps", rows
+        return "done", rows
 
     @staticmethod
     def _marker(folder: Folder, unit: Unit) -> Path:
@@ -331,20 +371,38 @@ def _state(folder: Folder) -> Path:
 
 
 def _without_file(row: dict) -> dict:
-    return {k: v for k, v in row.items() if k not in {"file_name", "label", "image_index", "bytes"}}
+    return {k: v for k, v in row.items()
+            if k not in {"file_name", "label", "image_index", "bytes", "heatmap", "heatmap_bytes"}}
+
+
+def _save_heatmap(folder: Folder, file_name: str, heat, image: Image.Image) -> dict:
+    """Write an image's heatmap beside it; the row's fields that record it (for the integrity check)."""
+    if heat is None or getattr(heat, "shape", None) != (image.height, image.width):
+        raise RuntimeError(f"the backend was asked for a heatmap of {file_name} ({image.height}x{image.width}) and "
+                           f"returned {'none' if heat is None else f'one of shape {heat.shape}'}")
+    path = save_heatmap(heatmap_path(folder.path / file_name), heat)
+    return {"heatmap": str(heatmap_path(file_name)), "heatmap_bytes": path.stat().st_size}
 
 
 def export(folder: Folder, labels: Iterable[str], dest: Path) -> Path:
-    """Write just `labels` of a store folder as a standalone ImageFolder (hard links where possible)."""
+    """Write just `labels` of a store folder as a standalone ImageFolder (hard links where possible),
+    with each image's heatmap beside it when the folder was asked for heatmaps."""
     wanted = set(labels)
     rows = [r for r in folder.rows if r["label"] in wanted]
+    if not folder.heatmaps:  # heatmaps that some units may have are not part of this dataset
+        rows = [{k: v for k, v in r.items() if k not in ("heatmap", "heatmap_bytes")} for r in rows]
     for row in rows:
-        target = dest / row["file_name"]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.exists():
-            try:
-                os.link(folder.path / row["file_name"], target)
-            except OSError:  # another file system, or links not allowed
-                target.write_bytes((folder.path / row["file_name"]).read_bytes())
+        for name in (row["file_name"], row.get("heatmap")):
+            if name is not None:
+                _link(folder.path / name, dest / name)
     atomic_write_bytes(dest / "metadata.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
     return dest
+
+
+def _link(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        try:
+            os.link(source, target)
+        except OSError:  # another file system, or links not allowed
+            target.write_bytes(source.read_bytes())

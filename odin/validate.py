@@ -56,6 +56,11 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "shard": ((lambda v: v >= 0), "0 to num_shards - 1"),
     "task.name": one_of("train", "formulate"),
     "logger.mode": one_of("offline", "online", "disabled"),
+    "localize.name": one_of("none", "attention"),
+    "localize.threshold": (
+        (lambda v: str(v).strip().lower() == "otsu" or (not isinstance(v, bool) and 0 < float(v) <= 1)),
+        "a fraction of each heatmap's maximum in (0, 1] (e.g. 0.4) or otsu",
+    ),
     # prompts (prompts_per_label first: template and naive num_prompts interpolate it)
     "diffusion.prompts_per_label": between(1, MAX_PROMPTS),
     "prompt.num_prompts": between(1, MAX_PROMPTS),

@@ -5,6 +5,9 @@ A backend is any object built from a `_target_` node with
   cache_version      (optional) bumped when the same config starts to draw other images
   check(labels)      fail fast (missing weights, no CUDA, a label it cannot draw)
   __call__(label, prompts, seeds) -> list[Generated], one per (prompt, seed) pair
+  check_heatmaps(prompts)  (optional) the backend can say where the label is in each image: it
+                     fails fast on prompts it cannot localize ({label: prompts}), and then
+                     __call__(..., heatmaps=True) fills Generated.heatmap (localize=attention)
 The store hands the backend one unit of work at a time (one label and one prompt, all its
 seeds); the backend cuts it into batches by its own config, never by the shard, so the
 same seed gives the same image however the work is split.
@@ -14,12 +17,14 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple, Protocol
 
+import numpy as np
 from PIL import Image
 
 
 class Generated(NamedTuple):
     image: Image.Image
     info: dict[str, Any]  # recorded in metadata.jsonl (e.g. safety-checker retries)
+    heatmap: np.ndarray | None = None  # (height, width) in [0, 1]: where the label is; asked for only
 
 
 class TextToImage(Protocol):

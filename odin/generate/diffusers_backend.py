@@ -11,6 +11,7 @@ an image beyond float noise.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 from pathlib import Path
@@ -118,19 +119,50 @@ class DiffusersGenerator:
             if self.attention not in {b.value for b in AttentionBackendName}:
                 raise ConfigError(f"diffusion.attention={self.attention}: use one of {[*BUILTIN_ATTENTION, *names]}")
 
+    def check_heatmaps(self, prompts: dict[str, list[str]]) -> None:
+        """localize=attention: a UNet to take cross-attention from, and each label among the tokens of
+        every one of its prompts. Reads the pipeline's config and tokenizer only, before any image."""
+        import diffusers
+
+        from odin.localize.attention import LabelNotInPromptError, check_label_in_prompts
+
+        self.check([])
+        components = diffusers.DiffusionPipeline.load_config(self.model)
+        if "unet" not in components:
+            raise ConfigError(
+                f"localize=attention needs a UNet pipeline (Stable Diffusion 1.x, 2.x, XL); diffusion.model="
+                f"{self.model} has none (transformer denoisers use joint attention, not cross-attention maps). "
+                "Use localize=none with this model."
+            )
+        if _loaded is not None and _loaded[0] == self._settings():
+            tokenizer = _loaded[1].tokenizer
+        else:  # the tokenizer alone, of the class the pipeline loads: the run may never need the pipeline
+            import transformers
+
+            library, name = components.get("tokenizer") or ("transformers", "AutoTokenizer")
+            cls = getattr(transformers, name, None) if library == "transformers" else None
+            tokenizer = (cls or transformers.AutoTokenizer).from_pretrained(self.model, subfolder="tokenizer")
+        for label, texts in prompts.items():
+            try:
+                check_label_in_prompts(tokenizer, label, texts)
+            except LabelNotInPromptError as error:
+                raise UserError(str(error)) from None
+
     # ---- generate ----------------------------------------------------------------------
-    def __call__(self, label: str, prompts: list[str], seeds: list[int]) -> list[Generated]:
+    def __call__(self, label: str, prompts: list[str], seeds: list[int], heatmaps: bool = False) -> list[Generated]:
+        """One image per (prompt, seed); with `heatmaps`, each with the label tokens' cross-attention map
+        at the image's size (odin.localize.attention; the images are the same either way)."""
         if len(prompts) != len(seeds):
             raise ConfigError(f"{len(prompts)} prompts but {len(seeds)} seeds")
         pipe = self.pipeline()
         out: list[Generated] = []
         for start in range(0, len(prompts), self.batch_size):
             batch = slice(start, start + self.batch_size)
-            out += self._batch(pipe, label, prompts[batch], seeds[batch])
+            out += self._batch(pipe, label, prompts[batch], seeds[batch], heatmaps)
         return out
 
-    def _batch(self, pipe, label: str, prompts: list[str], seeds: list[int]) -> list[Generated]:
-        images, flagged = self._generate(pipe, prompts, seeds)
+    def _batch(self, pipe, label: str, prompts: list[str], seeds: list[int], heatmaps: bool) -> list[Generated]:
+        images, flagged, heats = self._generate(pipe, prompts, seeds, label if heatmaps else None)
         tries = [0] * len(prompts)
         # The safety checker blacks out what it flags: redo those with the next seed (bounded),
         # so a black square never becomes training data and metadata.jsonl says what happened.
@@ -145,18 +177,24 @@ class DiffusersGenerator:
                     f"{seeds[i]}..{seeds[i] + self.safety_retries}. Change the prompt, raise "
                     "diffusion.safety_retries, or set diffusion.safety_checker=false."
                 )
-            redo, redo_flags = self._generate(pipe, [prompts[i] for i in todo], [seeds[i] + attempt for i in todo])
-            for i, image, bad in zip(todo, redo, redo_flags, strict=True):
-                images[i], flagged[i], tries[i] = image, bad, attempt
+            redo, redo_flags, redo_heats = self._generate(
+                pipe, [prompts[i] for i in todo], [seeds[i] + attempt for i in todo], label if heatmaps else None
+            )
+            for i, image, bad, heat in zip(todo, redo, redo_flags, redo_heats, strict=True):
+                images[i], flagged[i], heats[i], tries[i] = image, bad, heat, attempt
         if any(tries):
             log.warning("label '%s': safety checker retries per image %s", label, tries)
         return [
-            Generated(image, {"seed_used": seed + n, "safety_retries": n})
-            for image, seed, n in zip(images, seeds, tries, strict=True)
+            Generated(image, {"seed_used": seed + n, "safety_retries": n}, heat)
+            for image, seed, n, heat in zip(images, seeds, tries, heats, strict=True)
         ]
 
-    def _generate(self, pipe, prompts: list[str], seeds: list[int]) -> tuple[list[Image.Image], list[bool]]:
+    def _generate(self, pipe, prompts: list[str], seeds: list[int], label: str | None
+                  ) -> tuple[list[Image.Image], list[bool], list]:
+        """(images, safety flags, heatmaps): heatmaps of `label` when given, else Nones."""
         import torch
+
+        from odin.localize.attention import AttentionHeatmaps
 
         kwargs: dict[str, Any] = {}
         if len(set(prompts)) == 1:  # the store's unit: encode the one prompt once, not once per image
@@ -166,18 +204,22 @@ class DiffusersGenerator:
             prompt, negative = prompts, self.negative_prompt and [self.negative_prompt] * len(prompts)
         if negative:
             kwargs["negative_prompt"] = negative
-        result = pipe(
-            prompt=prompt,
-            num_inference_steps=self.steps,
-            guidance_scale=self.guidance_scale,
-            height=self.height,
-            width=self.width,
-            generator=[torch.Generator("cpu").manual_seed(s) for s in seeds],
-            output_type="pil",
-            **kwargs,
-        )
+        maps = AttentionHeatmaps(pipe, label, prompts) if label is not None else contextlib.nullcontext()
+        with maps:  # one prompt per image, in output order: num_images_per_prompt repeats it in place
+            result = pipe(
+                prompt=prompt,
+                num_inference_steps=self.steps,
+                guidance_scale=self.guidance_scale,
+                height=self.height,
+                width=self.width,
+                generator=[torch.Generator("cpu").manual_seed(s) for s in seeds],
+                output_type="pil",
+                **kwargs,
+            )
+        images = list(result.images)
         flags = getattr(result, "nsfw_content_detected", None) or [False] * len(prompts)
-        return list(result.images), [bool(f) for f in flags]
+        heats = maps.heatmaps(size=(images[0].height, images[0].width)) if label is not None else [None] * len(images)
+        return images, [bool(f) for f in flags], heats
 
     def resolved(self) -> dict:
         """dtype as it will really be used: bf16 images from a GPU and fp32 images from a CPU are

@@ -338,14 +338,17 @@ class GlyphGenerator:
                     "letters; use a real text-to-image backend (diffusion=sd2) for other classes"
                 )
 
-    def __call__(self, label: str, prompts: list[str], seeds: list[int]) -> list[Generated]:
+    def check_heatmaps(self, prompts: dict[str, list[str]]) -> None:
+        """Any prompt works: the heatmap is the ink, and the ink is always the label's character."""
+
+    def __call__(self, label: str, prompts: list[str], seeds: list[int], heatmaps: bool = False) -> list[Generated]:
         if len(prompts) != len(seeds):
             raise ConfigError(f"glyph got {len(prompts)} prompts but {len(seeds)} seeds")
         self.check([label])
         pairs = list(zip(prompts, seeds, strict=True))
         out = []
         for start in range(0, len(pairs), max(1, self.batch_size)):  # batches only chunk the work
-            out += [self.draw(label, prompt, seed) for prompt, seed in pairs[start : start + self.batch_size]]
+            out += [self.draw(label, p, s, heatmaps) for p, s in pairs[start : start + self.batch_size]]
         return out
 
     # -- one image --
@@ -395,7 +398,7 @@ class GlyphGenerator:
             out += fonts or [("font", n) for n in FONTS]
         return out or [("font", "DejaVuSans")]  # no style words: the one plain font
 
-    def draw(self, label: str, prompt: str, seed: int) -> Generated:
+    def draw(self, label: str, prompt: str, seed: int, heatmap: bool = False) -> Generated:
         char = label_to_char(str(label))
         if char is None:
             self.check([label])
@@ -459,4 +462,7 @@ class GlyphGenerator:
         paper, ink = rng.uniform(*p["paper"]), rng.uniform(*p["ink"])
         img = paper - (paper - ink) * m + rng.normal(0, p["noise"], m.shape)
         image = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "L")
-        return Generated(image, {"font": f"{kind}:{name}", "styles": sorted(styles | forms)})
+        # The exact ink mask as the heatmap: every pixel the character covers at all. Binary, so any
+        # threshold (a fraction of the maximum or Otsu) gives this mask and its box.
+        ink = (m > 0).astype(np.float32) if heatmap else None
+        return Generated(image, {"font": f"{kind}:{name}", "styles": sorted(styles | forms)}, ink)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from odin.store import atomic_write_bytes
+from odin.files import atomic_write_bytes
 
 HEATMAP_SUFFIX = ".heat.npz"
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from odin.files import atomic_write_bytes
 from odin.localize.boxes import heatmap_path, heatmap_to_mask, load_heatmap, mask_to_box
-from odin.store import atomic_write_bytes
 
 
 def masks_for(root: str | Path, rows: list[dict], threshold: float | str = 0.4) -> list[np.ndarray]:
