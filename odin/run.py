@@ -40,7 +40,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None, run_name: str | N
     dataset = instantiate(cfg.dataset)
     if hasattr(dataset, "check"):  # a real dataset on disk: its path, before anything else
         dataset.check()
-    labels = choose_labels(cfg.labels, dataset.classes, must_be_classes=task == "train", dataset=cfg.dataset.name)
+    labels = choose_labels(cfg.labels, dataset.classes, must_be_classes=task != "formulate", dataset=cfg.dataset.name)
     total = check_plan(cfg, labels)
     prompter, backend, post = instantiate(cfg.prompt), instantiate(cfg.diffusion), instantiate(cfg.post)
     store = Store(cfg.paths.store)
@@ -48,7 +48,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None, run_name: str | N
     if uncached:  # a rerun from the store needs no API key
         prompter.check(uncached)
     backend.check(labels)
-    if task == "train":
+    if task in ("train", "detect") or getattr(post, "criterion", None) == "detect":
         from odin.models import check_model
 
         check_model(cfg.model.name, cfg.model.pretrained, cfg.model.checkpoint_path)
@@ -68,33 +68,26 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None, run_name: str | N
     logger.finish({k: metrics[k] for k in ("top1", "top3", "best_epoch") if k in metrics}
                   | {"images_made": metrics["images"]["made"], "post_made": metrics["post"]["made"]}
                   | ({"training_status": metrics["training"]["status"]} if "training" in metrics else {}))
+    from odin.report import write_run_report
+
+    write_run_report(out, metrics, _summary(cfg))
     log.info("run dir: %s", out)
     return metrics
 
 
 def _stages(cfg, plain, task, labels, dataset, prompter, backend, post, store, logger, out) -> dict:
-    timing: dict[str, float] = {}
-    with timed(timing, "prompts_s"):
-        _, prompts = store.prompts(plain["prompt"], prompter, labels)
-    with timed(timing, "generate_s"):
-        images = store.images(plain["diffusion"], backend, prompts, cfg.seed,
-                              generator_name=generator_name(plain["diffusion"]), shard=(cfg.shard, cfg.num_shards))
-    with timed(timing, "post_s"):
-        train_images = images if post.is_identity else store.post(plain["post"], post, images)
+    from odin.tasks.generated import generate
 
-    metrics = {
-        "task": task, "labels": labels, "store": str(store.root),
-        "images": {"folder": str(images.path), "made": images.made, "reused": images.reused},
-        "post": {"name": cfg.post.name, "folder": str(train_images.path),
-                 "made": 0 if post.is_identity else train_images.made,
-                 "reused": 0 if post.is_identity else train_images.reused},
-        "prompts": {label: lp.prompts for label, lp in prompts.items()},
-        "timing": timing,
-    }
-    log.info("images: %d generated, %d reused from the store; post '%s': %d applied, %d reused",
-             images.made, images.reused, cfg.post.name, metrics["post"]["made"], metrics["post"]["reused"])
+    choose = None
+    if hasattr(post, "choose"):  # post=auto: a candidate is chosen once the images exist
+        def choose(images):
+            return post.choose(cfg, plain, dataset, labels, images, store)
+    made = generate(cfg, plain, labels, prompter, backend, post, store, {}, choose=choose)
+    metrics, prompts, train_images, post = made.metrics, made.prompts, made.post_images, made.post
+    plain = {**plain, "post": made.post_config}
     grid = _samples(train_images, labels, cfg, out)
-    logger.log_image("samples", grid, caption=f"{cfg.diffusion._target_.rsplit('.', 1)[-1]}, post={cfg.post.name}")
+    logger.log_image("samples", grid, caption=f"{cfg.diffusion._target_.rsplit('.', 1)[-1]}, "
+                                              f"post={metrics['post']['name']}")
     logger.log_table("prompts", ["label", "index", "prompt"],
                      [[label, i, p] for label, lp in prompts.items() for i, p in enumerate(lp.prompts)])
 
@@ -107,6 +100,14 @@ def _stages(cfg, plain, task, labels, dataset, prompter, backend, post, store, l
         metrics["dataset"] = str(path)
         log.info("dataset: %s", path)
         return metrics
+    if task == "diversity":
+        from odin.tasks.diversity import diversity
+
+        return metrics | diversity(cfg, dataset, labels, train_images, logger, out)
+    if task == "detect":
+        from odin.tasks.detect import detect
+
+        return metrics | detect(cfg, plain, dataset, labels, train_images, post, store, logger)
     result, sizes, checkpoint = _train(cfg, plain, dataset, labels, train_images, post, store, logger)
     metrics.update(result.to_dict(), **sizes)
     metrics["training"] = {"status": metrics.pop("status"), "checkpoint": str(checkpoint),
@@ -160,6 +161,15 @@ def _train(cfg, plain, dataset, labels, train_images: Folder, post, store: Store
         cfg.train, checkpoint, seed=cfg.seed, on_epoch=logger.log_epoch, resume=cfg.train.resume,
     )
     return result, {"train_images": len(items), "test_images": len(test)}, checkpoint
+
+
+def _summary(cfg) -> dict:
+    """What report.md says the run was: the task and each group's choice, in a line each."""
+    target = {g: str(cfg[g].get("_target_", "")).rsplit(".", 1)[-1] for g in ("prompt", "diffusion")}
+    return {"task": cfg.task.name, "dataset": cfg.dataset.name, "labels": len(cfg.labels or []) or "all",
+            "prompt": target["prompt"], "diffusion": generator_name(OmegaConf.to_container(cfg.diffusion)),
+            "post": cfg.post.name, "model": cfg.model.name, "train": f"{cfg.train.epochs} epochs, lr {cfg.train.lr}",
+            "seed": cfg.seed}
 
 
 def _acquire(dataset, path: Path):
