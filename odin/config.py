@@ -162,6 +162,7 @@ class AutoPostConfig:
     """
 
     _target_: str = "odin.post_auto.AutoPost"
+    _recursive_: bool = False  # AutoPost builds its candidates itself (and says what is wrong with one)
     name: str = "auto"
     candidates: list[str] = field(default_factory=lambda: ["none", "blur", "gaussian", "localvar", "poisson", "salt",
                                                            "pepper", "saltpepper", "speckle"])  # fmt: skip

@@ -6,8 +6,10 @@ conf/post/<name>.yaml) post-processes the same generated images and is scored ag
 the run's classes, pooled, their class labels unused:
   criterion=detect  a real-vs-generated detector's held-out accuracy at its last epoch (task=detect's
                     measurement; 50% = indistinguishable); the lowest wins
-  criterion=kid     the kernel inception distance (unbiased MMD^2, cubic polynomial kernel) between the
-                    pixels at the model's input size; the lowest wins
+  criterion=kid     the kernel inception distance (unbiased MMD^2, cubic polynomial kernel) between
+                    each image's histograms of intensity and of gradient magnitude at the model's input
+                    size (brightness, contrast, sharpness and noise, wherever the object is); the lowest
+                    wins. No pretrained network: a from-scratch model has no features worth comparing
 The real images come from the dataset's training split when it has one, else from its test split
 (images only). Ties go to the earlier candidate. The choice and every score go to metrics.json
 (post.auto); the run then proceeds with the chosen post-processor.
@@ -29,7 +31,8 @@ log = logging.getLogger("odin.run")
 
 CRITERIA = {
     "detect": "lowest held-out accuracy (last epoch) of a real-vs-generated detector; 50% = indistinguishable",
-    "kid": "lowest KID (unbiased MMD^2, cubic polynomial kernel) between pixels at the model's input size",
+    "kid": "lowest KID (unbiased MMD^2, cubic polynomial kernel) between intensity and gradient histograms "
+           "at the model's input size",
 }
 
 
@@ -38,28 +41,39 @@ class AutoPost:
 
     is_identity = False
 
-    def __init__(self, name: str = "auto", candidates: list[str] | None = None,
-                 options: Mapping[str, PostProcessor] | None = None, criterion: str = "detect",
-                 max_per_class: int = 100, holdout: float = 0.3, apply_to_test: bool = False):
-        self.name, self.options = name, dict(options or {})
-        self.candidates = list(candidates if candidates is not None else self.options)
-        if not self.candidates:
-            raise ConfigError("post.candidates is empty: list at least two, e.g. post.candidates=[none,blur,salt]")
-        unknown = [c for c in self.candidates if c not in self.options]
-        if unknown:
-            raise ConfigError(f"post.candidates {unknown} have no parameters in post.options (known: "
-                              f"{sorted(self.options)}); add one with +post.options.<name>='{{mode: ...}}' or use "
-                              "those names")
-        if len(set(self.candidates)) != len(self.candidates):
-            raise ConfigError(f"post.candidates={self.candidates} names one candidate twice")
-        if criterion not in CRITERIA:
-            raise ConfigError(f"post.criterion={criterion!r} is not one of {', '.join(CRITERIA)}")
+    def __init__(self, name: str = "auto", candidates: list[str] | None = None, options: Mapping | None = None,
+                 criterion: str = "detect", max_per_class: int = 100, holdout: float = 0.3,
+                 apply_to_test: bool = False):
+        # Checked in check(), not here: Hydra wraps what a constructor raises, and a user's mistake
+        # should read as one clean message (run.py calls check() before any work).
+        self.name, self.configs = name, dict(options or {})
+        self.candidates = list(candidates if candidates is not None else self.configs)
         self.criterion, self.max_per_class, self.holdout = criterion, max_per_class, holdout
         self.apply_to_test = apply_to_test
+        self.options: dict[str, PostProcessor] = {}
+
+    def check(self) -> None:
+        """Every candidate named once, known, and buildable from its parameters (post.options.<name>)."""
+        if not self.candidates:
+            raise ConfigError("post.candidates is empty: list at least two, e.g. post.candidates=[none,blur,salt]")
+        unknown = [c for c in self.candidates if c not in self.configs]
+        if unknown:
+            raise ConfigError(f"post.candidates {unknown} have no parameters in post.options (known: "
+                              f"{sorted(self.configs)}); add one with '+post.options.<name>={{name: <name>, "
+                              "mode: ...}}' or use those names")
+        if len(set(self.candidates)) != len(self.candidates):
+            raise ConfigError(f"post.candidates={self.candidates} names one candidate twice")
+        if self.criterion not in CRITERIA:
+            raise ConfigError(f"post.criterion={self.criterion!r} is not one of {', '.join(CRITERIA)}")
+        for name in self.candidates:
+            node = {k: v for k, v in dict(self.configs[name]).items() if k != "_target_"}
+            self.options[name] = PostProcessor(**node)
 
     def choose(self, cfg, plain: dict, dataset, labels: list[str], images: Folder,
                store: Store) -> tuple[PostProcessor, dict, dict]:
         """(the chosen processor, its config, the record of the choice) for the generated `images`."""
+        if not self.options:
+            self.check()
         n = self.max_per_class
         sample = whole_units(images, labels, n, cfg.seed)
         pool, split = real_pool(dataset, labels, n, cfg.seed)
@@ -78,7 +92,7 @@ class AutoPost:
                 scores[name] = found["last_accuracy"]
                 details[name] = {k: found[k] for k in ("accuracy", "last_accuracy", "best_epoch", "status")}
             else:
-                scores[name] = pixel_kid(dataset, folder, rows, pool, cfg.model.input_size, cfg.seed)
+                scores[name] = histogram_kid(dataset, folder, rows, pool, cfg.model.input_size, cfg.seed)
             log.info("post=auto: %s scores %.4f (%s)", name, scores[name], self.criterion)
         chosen = min(self.candidates, key=scores.__getitem__)  # min keeps the first of equals
         log.info("post=auto chose '%s' (%s)", chosen, CRITERIA[self.criterion])
@@ -91,15 +105,32 @@ class AutoPost:
         return processor, config, record
 
 
-def pixel_kid(dataset, folder: Folder, rows: list[dict], real: list, size: int, seed: int) -> float:
+def histogram_kid(dataset, folder: Folder, rows: list[dict], real: list, size: int, seed: int) -> float:
     from odin.tasks.diversity import as_tensor
     from odin.tasks.images import load_generated
 
     n = min(len(rows), len(real))
-    gray = dataset.channels == 1
-    generated = as_tensor(load_generated(folder, seeded_subset(rows, n, seed, "kid"), dataset), size, gray)
-    real_x = as_tensor(seeded_subset(real, n, seed, "kid"), size, gray)
-    return kid(generated.flatten(1), real_x.flatten(1))
+    generated = as_tensor(load_generated(folder, seeded_subset(rows, n, seed, "kid"), dataset), size, gray=True)
+    real_x = as_tensor(seeded_subset(real, n, seed, "kid"), size, gray=True)
+    fake, true = histogram_features(generated), histogram_features(real_x)
+    # In units of the real images' spread (the same for every candidate), so every bin counts: raw shares
+    # are tiny beside the kernel's +1. The floor (1% of the pixels) keeps empty real bins finite.
+    mean, spread = true.mean(0), true.std(0).clamp(min=0.01)
+    return kid((fake - mean) / spread, (true - mean) / spread)
+
+
+def histogram_features(x: torch.Tensor, bins: int = 16) -> torch.Tensor:
+    """[N, 1, H, W] in [0, 1] -> [N, 2 * bins]: the share of pixels in each intensity bin and in each bin of
+    gradient magnitude (forward differences, clipped at 1)."""
+    g = x[:, 0]
+    dx, dy = g[:, :-1, 1:] - g[:, :-1, :-1], g[:, 1:, :-1] - g[:, :-1, :-1]
+    gradient = torch.sqrt(dx**2 + dy**2).clamp(max=1)
+
+    def shares(v: torch.Tensor) -> torch.Tensor:
+        index = (v.flatten(1) * bins).long().clamp(0, bins - 1)
+        return torch.nn.functional.one_hot(index, bins).to(v.dtype).mean(1)
+
+    return torch.cat([shares(g), shares(gradient)], dim=1)
 
 
 def kid(x: torch.Tensor, y: torch.Tensor) -> float:

@@ -48,6 +48,8 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None, run_name: str | N
     if uncached:  # a rerun from the store needs no API key
         prompter.check(uncached)
     backend.check(labels)
+    if hasattr(post, "check"):  # post=auto: its candidates
+        post.check()
     if task in ("train", "detect") or getattr(post, "criterion", None) == "detect":
         from odin.models import check_model
 
