@@ -164,6 +164,25 @@ class LocalizeConfig:
     threshold: Any = 0.4  # heatmap -> mask: a fraction of each heatmap's maximum in (0, 1], or otsu
 
 
+@dataclass
+class AutoPostConfig:
+    """`post=auto`: pick the candidate whose output is closest to the real images, without their labels.
+
+    Each candidate's parameters are its conf/post/<name>.yaml, composed into `options` (conf/post/auto.yaml).
+    """
+
+    _target_: str = "odin.post_auto.AutoPost"
+    _recursive_: bool = False  # AutoPost builds its candidates itself (and says what is wrong with one)
+    name: str = "auto"
+    candidates: list[str] = field(default_factory=lambda: ["none", "blur", "gaussian", "localvar", "poisson", "salt",
+                                                           "pepper", "saltpepper", "speckle"])  # fmt: skip
+    options: dict[str, Any] = field(default_factory=dict)  # name -> a PostConfig, from conf/post
+    criterion: str = "detect"  # detect: lowest held-out accuracy of a real-vs-generated detector | kid: lowest KID
+    max_per_class: int = 100  # images per class and source that the choice looks at
+    holdout: float = 0.3  # detect: the share of images held out to score the detector
+    apply_to_test: bool = False  # passed on to the chosen candidate
+
+
 # ---- model and training ---------------------------------------------------------------
 @dataclass
 class ModelConfig:
@@ -211,7 +230,28 @@ class LoggerConfig:
 # ---- top level ------------------------------------------------------------------------
 @dataclass
 class TaskConfig:
-    name: str = "train"  # train | formulate
+    name: str = "train"  # train | formulate | diversity | detect
+
+
+@dataclass
+class DiversityTaskConfig(TaskConfig):
+    """task=diversity: within-class pairwise SSIM (the paper's Table 4, Figure 4) and colorfulness."""
+
+    name: str = "diversity"
+    image_size: int = 224  # both sources are resized to this before SSIM (colorfulness: always 224)
+    gray: bool = True  # SSIM on luminance; false: per RGB channel, averaged (as channel_axis in skimage)
+    win_size: int = 7  # scikit-image's default window
+    data_range: float = 1.0  # the images are floats in [0, 1]
+    max_per_class: int | None = 180  # images per class and source (seeded); pairs grow as n^2. null: all
+
+
+@dataclass
+class DetectTaskConfig(TaskConfig):
+    """task=detect: a real-vs-generated classifier (the paper's Table 5); lower accuracy = smaller gap."""
+
+    name: str = "detect"
+    max_per_class: int | None = 180  # images per class and source (seeded, balanced); null: all the real ones
+    holdout: float = 0.3  # the share of each class and source held out to score the detector
 
 
 @dataclass
@@ -250,11 +290,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "caption": CaptionPromptConfig,
     },
     "diffusion": {"glyph": GlyphConfig, "diffusers": DiffusersConfig},
-    "post": {"post": PostConfig},
+    "post": {"post": PostConfig, "auto": AutoPostConfig},
     "model": {"timm": ModelConfig},
     "train": {"train": TrainConfig},
     "logger": {"logger": LoggerConfig},
-    "task": {"task": TaskConfig},
+    "task": {"task": TaskConfig, "diversity": DiversityTaskConfig, "detect": DetectTaskConfig},
     "localize": {"localize": LocalizeConfig},
     "paths": {"paths": PathsConfig},
 }
@@ -296,7 +336,9 @@ def check_keys(cfg: Any) -> None:
                               f"{', '.join(sorted(k for k in known if not k.startswith('_')))}")
 
     by_target = {getattr(node, "_target_", None): node for nodes in SCHEMAS.values() for node in nodes.values()}
-    typed = {"train": TrainConfig, "task": TaskConfig, "localize": LocalizeConfig, "paths": PathsConfig}
+    task = cfg.get("task")  # each task's own schema (task=diversity has keys task=train lacks)
+    task_schema = SCHEMAS["task"].get(str(task.get("name")), TaskConfig) if OmegaConf.is_dict(task) else TaskConfig
+    typed = {"train": TrainConfig, "task": task_schema, "localize": LocalizeConfig, "paths": PathsConfig}
     unknown(cfg, OdinConfig, "")
     for group in OdinConfig.__dataclass_fields__:
         node = cfg.get(group)

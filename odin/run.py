@@ -40,7 +40,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None, run_name: str | N
     dataset = instantiate(cfg.dataset)
     if hasattr(dataset, "check"):  # a real dataset on disk: its path, before anything else
         dataset.check()
-    labels = choose_labels(cfg.labels, dataset.classes, must_be_classes=task == "train", dataset=cfg.dataset.name)
+    labels = choose_labels(cfg.labels, dataset.classes, must_be_classes=task != "formulate", dataset=cfg.dataset.name)
     total = check_plan(cfg, labels)
     check_real_training(cfg, dataset, labels, task)
     prompter, backend, post = instantiate(cfg.prompt), instantiate(cfg.diffusion), instantiate(cfg.post)
@@ -51,7 +51,9 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None, run_name: str | N
         prompter.check(uncached)
     if generated:
         backend.check(generated)
-    if task == "train":
+    if hasattr(post, "check"):  # post=auto: its candidates
+        post.check()
+    if task in ("train", "detect") or getattr(post, "criterion", None) == "detect":
         from odin.models import check_model
 
         check_model(cfg.model.name, cfg.model.pretrained, cfg.model.checkpoint_path)
@@ -72,6 +74,9 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None, run_name: str | N
                   | {"images_made": metrics.get("images", {}).get("made", 0),
                      "post_made": metrics.get("post", {}).get("made", 0)}
                   | ({"training_status": metrics["training"]["status"]} if "training" in metrics else {}))
+    from odin.report import write_run_report
+
+    write_run_report(out, metrics, _summary(cfg))
     log.info("run dir: %s", out)
     return metrics
 
@@ -83,29 +88,20 @@ def _stages(cfg, plain, task, labels, dataset, prompter, backend, post, store, l
     train_images = None
     localize = cfg.localize.name != "none"
     if generated:
-        with timed(timing, "prompts_s"):
-            _, prompts = store.prompts(plain["prompt"], prompter, generated)
-        if localize:  # before any image: the backend can locate the label in every prompt
-            from odin.localize.detection import check_backend
+        from odin.tasks.generated import generate
 
-            check_backend(backend, prompts)
-        with timed(timing, "generate_s"):
-            images = store.images(plain["diffusion"], backend, prompts, cfg.seed, shard=(cfg.shard, cfg.num_shards),
-                                  generator_name=generator_name(plain["diffusion"]), heatmaps=localize)
-        with timed(timing, "post_s"):
-            train_images = images if post.is_identity else store.post(plain["post"], post, images)
-        metrics |= {
-            "images": {"folder": str(images.path), "made": images.made, "reused": images.reused},
-            "post": {"name": cfg.post.name, "folder": str(train_images.path),
-                     "made": 0 if post.is_identity else train_images.made,
-                     "reused": 0 if post.is_identity else train_images.reused},
-            "prompts": {label: lp.prompts for label, lp in prompts.items()},
-        }
-        log.info("images: %d generated, %d reused from the store; post '%s': %d applied, %d reused",
-                 images.made, images.reused, cfg.post.name, metrics["post"]["made"], metrics["post"]["reused"])
+        choose = None
+        if hasattr(post, "choose"):  # post=auto: a candidate is chosen once the images exist
+            def choose(images):
+                return post.choose(cfg, plain, dataset, generated, images, store)
+        made = generate(cfg, plain, generated, prompter, backend, post, store, timing, choose=choose,
+                        heatmaps=localize)
+        metrics |= {k: v for k, v in made.metrics.items() if k not in ("labels", "task")}
+        prompts, train_images, post = made.prompts, made.post_images, made.post
+        plain = {**plain, "post": made.post_config}
         grid = _samples(train_images, generated, cfg, out)
-        logger.log_image("samples", grid,
-                         caption=f"{cfg.diffusion._target_.rsplit('.', 1)[-1]}, post={cfg.post.name}")
+        logger.log_image("samples", grid, caption=f"{cfg.diffusion._target_.rsplit('.', 1)[-1]}, "
+                                                  f"post={metrics['post']['name']}")
         logger.log_table("prompts", ["label", "index", "prompt"],
                          [[label, i, p] for label, lp in prompts.items() for i, p in enumerate(lp.prompts)])
 
@@ -132,6 +128,14 @@ def _stages(cfg, plain, task, labels, dataset, prompter, backend, post, store, l
                      "(COCO) and YOLO txt files beside the images; heatmaps: %s", found["boxes"], found["images"],
                      found["nothing_located"], found["coco"], found["grid"])
         return metrics
+    if task == "diversity":
+        from odin.tasks.diversity import diversity
+
+        return metrics | diversity(cfg, dataset, labels, train_images, logger, out)
+    if task == "detect":
+        from odin.tasks.detect import detect
+
+        return metrics | detect(cfg, plain, dataset, labels, train_images, post, store, logger)
     result, sizes, checkpoint = _train(cfg, plain, dataset, labels, train_images, post, store, logger)
     metrics.update(result.to_dict(), **sizes)
     metrics["training"] = {"status": metrics.pop("status"), "checkpoint": str(checkpoint),
@@ -244,6 +248,15 @@ def _generated_items(cfg, dataset, labels, folder: Folder | None, rows: list[dic
     if cfg.train.preload:
         loaders = preload(loaders, cfg.train.num_workers or os.cpu_count() or 1)
     return [(x, labels.index(r["label"])) for x, r in zip(loaders, rows, strict=True)]
+
+
+def _summary(cfg) -> dict:
+    """What report.md says the run was: the task and each group's choice, in a line each."""
+    target = {g: str(cfg[g].get("_target_", "")).rsplit(".", 1)[-1] for g in ("prompt", "diffusion")}
+    return {"task": cfg.task.name, "dataset": cfg.dataset.name, "labels": len(cfg.labels or []) or "all",
+            "prompt": target["prompt"], "diffusion": generator_name(OmegaConf.to_container(cfg.diffusion)),
+            "post": cfg.post.name, "model": cfg.model.name, "train": f"{cfg.train.epochs} epochs, lr {cfg.train.lr}",
+            "seed": cfg.seed}
 
 
 def _acquire(dataset, path: Path):

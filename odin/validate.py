@@ -54,7 +54,13 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "samples_per_class": between(0, 1000),
     "num_shards": between(1, 100_000),
     "shard": ((lambda v: v >= 0), "0 to num_shards - 1"),
-    "task.name": one_of("train", "formulate"),
+    "task.name": one_of("train", "formulate", "diversity", "detect"),
+    # task=diversity and task=detect
+    "task.image_size": between(8, 4096),
+    "task.win_size": ((lambda v: 3 <= v <= 99 and v % 2 == 1), "an odd number from 3 to 99 (skimage's default: 7)"),
+    "task.data_range": positive(),
+    "task.max_per_class": ((lambda v: v is None or 2 <= v <= 1_000_000), "null (all) or at least 2 (SSIM needs pairs)"),
+    "task.holdout": ((lambda v: 0 < v < 1), "a fraction between 0 and 1, e.g. 0.3"),
     "logger.mode": one_of("offline", "online", "disabled"),
     "localize.name": one_of("none", "attention"),
     "localize.threshold": (
@@ -96,6 +102,9 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "post.amount": between(0, 1),
     "post.salt_vs_pepper": between(0, 1),
     "post.local_vars": one_of("constant", "brightness"),
+    "post.criterion": one_of("detect", "kid"),  # post=auto
+    "post.max_per_class": between(2, 1_000_000),
+    "post.holdout": ((lambda v: 0 < v < 1), "a fraction between 0 and 1, e.g. 0.3"),
     # model and training
     "model.input_size": ((lambda v: v is None or 8 <= v <= 1024), "null (the checkpoint's own) or 8 to 1024"),
     "train.precision": one_of("auto", "fp32", "bf16", "fp16"),

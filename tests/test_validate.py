@@ -15,7 +15,8 @@ from odin.validate import RULES, validate
 # The group options whose schemas hold each rule's key (the default config has the others).
 OPTIONS = {"prompt": ["prompt=llm", "prompt=caption", "prompt=template"],
            "diffusion": ["diffusion=sd2", "diffusion=glyph"],
-           "dataset": ["dataset=caltech101", "dataset=indian_food", "dataset=pet_food"], "logger": ["logger=wandb"]}
+           "dataset": ["dataset=caltech101", "dataset=indian_food", "dataset=pet_food"], "logger": ["logger=wandb"],
+           "task": ["task=diversity", "task=detect"], "post": ["post=auto"], "localize": ["localize=attention"]}
 
 
 def _numeric_and_choice_fields():
