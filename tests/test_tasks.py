@@ -94,7 +94,7 @@ def test_auto_post_picks_the_candidate_closest_to_real_and_records_why(compose, 
     assert auto["chosen"] == "blur" == metrics["post"]["name"]
     assert set(auto["scores"]) == {"none", "salt", "blur"} and auto["scores"]["blur"] == min(auto["scores"].values())
     assert auto["real_split"] == "train"  # the folder's training split, not its test images
-    assert metrics["post"]["made"] + metrics["post"]["reused"] == metrics["train_images"] == 16  # trained on blur
+    assert metrics["post"]["made"] + metrics["post"]["reused"] == metrics["train_images"]["generated"] == 16  # blur
     assert "top1" in metrics and "auto" in (tmp_path / "run" / "report.md").read_text()
 
 

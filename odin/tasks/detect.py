@@ -11,6 +11,7 @@ The detector's checkpoint is cached in the store under `detect_key`, like a trai
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import numpy as np
@@ -68,8 +69,8 @@ def measure_gap(cfg, plain: dict, dataset, labels: list[str], folder: Folder, re
     """
     import torch
 
-    from odin.models import normalization
-    from odin.train import ImageItems, train
+    from odin.models import preprocessing
+    from odin.train import ImageItems, pick_device, resolve_precision, train
 
     groups = balanced_groups(real, generated, cfg.seed)
     fit, held, used_rows = [], [], []
@@ -85,17 +86,20 @@ def measure_gap(cfg, plain: dict, dataset, labels: list[str], folder: Folder, re
                       for i, (x, y) in enumerate(part)] for part in (fit, held))
     torch.manual_seed(cfg.seed)
     model = instantiate(cfg.model, num_classes=2, in_chans=dataset.channels)
-    mean, std = normalization(model, cfg.model.pretrained or bool(cfg.model.checkpoint_path))
-    size, channels = cfg.model.input_size, dataset.channels
-    key = detect_key(generated=keys.rows_identity(folder.key, used_rows), model=plain["model"], train=plain["train"],
+    prep = preprocessing(model, cfg.model.pretrained or bool(cfg.model.checkpoint_path), cfg.model.input_size)
+    precision = resolve_precision(cfg.train.precision, pick_device(cfg.train.device))  # auto: what will run
+    key = detect_key(generated=keys.rows_identity(folder.key, used_rows),
+                     model={**plain["model"], "input": dataclasses.asdict(prep)},
+                     train={**plain["train"], "precision": precision},
                      real={**real_identity, "per_group": {g: len(r) for g, (r, _) in groups.items()},
                            "test_post": keys.post_config({}, test_post) if test_post is not None else None},
                      seed=cfg.seed, holdout=holdout)
     checkpoint = store.root / "checkpoints" / key / "last.pt"
     log.info("detector %s: %d real + %d generated images to learn from, %d held out", cfg.model.name,
              sum(y == REAL for _, y in fit), sum(y == GENERATED for _, y in fit), len(held))
-    result = train(model, ImageItems(fit, size, channels, mean, std), ImageItems(held, size, channels, mean, std),
-                   cfg.train, checkpoint, seed=cfg.seed, on_epoch=on_epoch, resume=cfg.train.resume)
+    result = train(model, ImageItems.for_model(fit, dataset.channels, prep),
+                   ImageItems.for_model(held, dataset.channels, prep), cfg.train, checkpoint, seed=cfg.seed,
+                   on_epoch=on_epoch, resume=cfg.train.resume)
     return {"accuracy": result.top1, "last_accuracy": result.last_top1, "best_epoch": result.best_epoch,
             "train_images": len(fit), "heldout_images": len(held), "status": result.status,
             "checkpoint": str(checkpoint), "history": result.history}
