@@ -1,4 +1,5 @@
 import json
+import shutil
 import subprocess
 import sys
 
@@ -54,3 +55,25 @@ def test_run_name_keeps_what_distinguishes_runs():
     assert run_name(["post=salt", "paths.store=/x", "hydra.run.dir=/y", "logger=wandb", "model=resnext"],
                     default="digits") == "post=salt model=resnext"
     assert run_name(["logger=none"], default="digits") == "digits"
+
+
+def test_a_sweeps_runs_share_a_group_and_a_rerun_continues_its_run(tmp_path):
+    """One W&B group per sweep, job type = task; the same job dir (a requeued job) keeps its run id."""
+    def sweep():
+        return subprocess.run([sys.executable, str(ROOT / "run.py"), "-m", "experiment=smoke", "logger=wandb",
+                               "task=formulate", "post=none,salt", f"paths.store={tmp_path / 'store'}",
+                               f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=600)
+
+    done = sweep()
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = [read_run(job) for job in sorted((tmp_path / "sweep").glob("[0-9]"))]
+    assert len(runs) == 2 and runs[0]["group"] == runs[1]["group"] == f"{tmp_path.name}/sweep"
+    assert {r["job_type"] for r in runs} == {"formulate"} and runs[0]["id"] != runs[1]["id"]
+    assert [r["name"] for r in runs] == ["experiment=smoke task=formulate post=none",
+                                         "experiment=smoke task=formulate post=salt"]
+    first_ids = [r["id"] for r in runs]
+    for job in (tmp_path / "sweep").glob("[0-9]"):
+        shutil.rmtree(job / "wandb")  # the job runs again in the same dir, as a requeued one does
+    assert sweep().returncode == 0
+    assert [read_run(job)["id"] for job in sorted((tmp_path / "sweep").glob("[0-9]"))] == first_ids

@@ -38,9 +38,9 @@ def records(path: Path):
 
 
 def read_run(run_dir: Path) -> dict:
-    """{'history': [rows], 'exit_code': int | None, 'name': str} of the one offline run under run_dir."""
+    """History rows, exit code, name, group, job type and id of the one offline run under run_dir."""
     [path] = list(Path(run_dir).glob("wandb/offline-run-*/run-*.wandb"))
-    out: dict = {"history": [], "exit_code": None, "name": None}
+    out: dict = {"history": [], "exit_code": None, "name": None, "group": None, "job_type": None, "id": None}
     for record in records(path):
         kind = record.WhichOneof("record_type")
         if kind == "history":
@@ -49,5 +49,6 @@ def read_run(run_dir: Path) -> dict:
         elif kind == "exit":
             out["exit_code"] = record.exit.exit_code
         elif kind == "run":
-            out["name"] = record.run.display_name
+            run = record.run
+            out |= {"name": run.display_name, "group": run.run_group, "job_type": run.job_type, "id": run.run_id}
     return out
