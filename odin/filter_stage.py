@@ -114,12 +114,13 @@ def filter_images(store: Store, filter_cfg: dict, clip: ClipFilter, images: Fold
                            "scores": {c: round(float(s), 6) for c, s in zip(candidates, score, strict=True)}})
             if verdict.kept and len(kept[label]) < need[label]:
                 kept[label].append({**row, "filter_score": round(verdict.score, 6)})
+    _write_record(store.root / "filtered" / key, decision_cfg, images, candidates, judged)  # a failure's too
     short = [label for label in need if len(kept[label]) < need[label]]
     if short:
-        raise FilterError(_short_message(short[0], len(short), kept, need, judged, max_rounds))
+        raise FilterError(_short_message(short[0], len(short), kept, need, judged, max_rounds) +
+                          f" Every score: {store.root / 'filtered' / key / 'metadata.jsonl'}")
     folder = Folder(key, images.path, [r for label in need for r in kept[label]], made=made,
                     heatmaps=images.heatmaps)  # made: replacement images this run made
-    _write_record(store.root / "filtered" / key, decision_cfg, images, candidates, judged)
     dropped = [r for r in judged if not r["kept"]]
     metrics = {"folder": str(store.root / "filtered" / key), "judged": len(judged), "kept": len(folder.rows),
                "dropped": len(dropped), "replacements_made": made, "rounds": rounds,

@@ -167,9 +167,12 @@ def test_filter_off_changes_nothing(compose, tmp_path, fake):
 
 
 def test_a_label_that_keeps_failing_is_named(compose, tmp_path, fake):
-    with pytest.raises(FilterError, match=r"kept only \d+ of 8 images of label 'zero' after 2 round"):
+    with pytest.raises(FilterError, match=r"kept only \d+ of 8 images of label 'zero' after 2 round") as error:
         run(compose(*SMOKE, "filter=clip", "filter.model=unused", "filter.threshold=0.999", "filter.max_rounds=2"),
             output_dir=tmp_path / "run")
+    record = Path(str(error.value).rsplit("Every score: ", 1)[1])  # the failure's record, to see why
+    rows = [json.loads(line) for line in record.read_text().splitlines()]
+    assert len(rows) > 24 and {r["filter_round"] for r in rows} == {0, 1} and not all(r["kept"] for r in rows)
 
 
 def test_filter_with_shards_is_refused(compose, tmp_path):
