@@ -14,7 +14,8 @@ After `filter.max_rounds` rounds (the first included) a label still short fails,
 
 Keys: the scores depend on (model, template, padding, candidates, images key), not on the
 decision, so a new threshold or max_rounds re-decides from cached scores and makes only the
-replacement images it needs. The filtered folder's key adds the decision. Its rows point at the
+replacement images it needs. The filtered folder's key adds the decision and the names of the images
+judged and kept (the images' key leaves the counts out). Its rows point at the
 images folder (`file_name` is relative to images/<images key>/), which the Folder it returns
 reads from; post-processing and training key on the filtered key.
 """
@@ -91,7 +92,6 @@ def filter_images(store: Store, filter_cfg: dict, clip: ClipFilter, images: Fold
     distractors = frozenset(candidates) - set(labels)
     scores_key = keys.config_hash(keys.filter_scores_config(filter_cfg), images.key, candidates)
     decision_cfg = keys.without(filter_cfg, keys.FILTER_IGNORED)
-    key = keys.config_hash(decision_cfg, images.key, candidates)
     threshold, max_rounds = filter_cfg.get("threshold"), int(filter_cfg.get("max_rounds", 3))
     need = Counter(r["label"] for r in images.rows)
     kept: dict[str, list[dict]] = {label: [] for label in need}
@@ -114,6 +114,10 @@ def filter_images(store: Store, filter_cfg: dict, clip: ClipFilter, images: Fold
                            "scores": {c: round(float(s), 6) for c, s in zip(candidates, score, strict=True)}})
             if verdict.kept and len(kept[label]) < need[label]:
                 kept[label].append({**row, "filter_score": round(verdict.score, 6)})
+    # The key names the images kept (and judged): the images' key leaves out the counts (images_per_prompt), and
+    # a run with other counts or prompts keeps other images, which post-processing must not take for these.
+    chosen = [r["file_name"] for label in need for r in kept[label]]
+    key = keys.config_hash(decision_cfg, images.key, candidates, chosen, [r["file_name"] for r in judged])
     _write_record(store.root / "filtered" / key, decision_cfg, images, candidates, judged)  # a failure's too
     short = [label for label in need if len(kept[label]) < need[label]]
     if short:

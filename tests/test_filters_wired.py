@@ -193,3 +193,14 @@ def test_run_py_prints_a_filter_error_as_one_line(tmp_path):
     assert len(errors) == 1 and "image filter kept only" in errors[0] and "filter.threshold" in errors[0]
     assert "Traceback" not in result.stderr
     assert Store(tmp_path / "store").root.joinpath("filtered", ".scores").exists()  # the scores are kept
+
+
+def test_other_counts_keep_other_images_under_another_key(compose, tmp_path, fake):
+    base = [*SMOKE, "filter=clip", "filter.model=unused", "filter.threshold=0.4", "filter.max_rounds=12", "post=blur"]
+    four = run(compose(*base), output_dir=tmp_path / "a")
+    two = run(compose(*base, "diffusion.images_per_prompt=2"), output_dir=tmp_path / "b")
+    assert two["filter"]["kept"] == 12 and two["filter"]["folder"] != four["filter"]["folder"]
+    assert two["post"]["folder"] != four["post"]["folder"]  # post never reads the other run's choice
+    kept = {r["seed"] for r in filtered_rows(two) if r["kept"]}
+    exported = [json.loads(line) for line in (Path(two["dataset"]) / "metadata.jsonl").read_text().splitlines()]
+    assert len(exported) == 12 and {r["seed"] for r in exported} <= kept
