@@ -15,6 +15,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from odin.data.schemas import DATASET_SCHEMAS
+from odin.prompts.words import LIVING_MODIFIERS, LIVING_WORDS, NONLIVING_MODIFIERS, NONLIVING_WORDS
 
 
 # ---- dataset --------------------------------------------------------------------------
@@ -183,6 +184,73 @@ class AutoPostConfig:
     apply_to_test: bool = False  # passed on to the chosen candidate
 
 
+# ---- issue 16: diversification, the prompt check, the image filter (all off by default) -------
+@dataclass
+class NoneConfig:
+    """A stage that is off (`diversify=none`, `prompt_check=none`, `filter=none`): nothing runs, no key changes."""
+
+    name: str = "none"
+
+
+@dataclass
+class DiversifyConfig:
+    """Algorithm 1 of the supplement around the chosen prompt generator (odin/prompts/diversify.py).
+
+    Exactly one of `vectors` (a word2vec-format file) or `model` (a sentence-transformers folder).
+    """
+
+    _target_: str = "odin.prompts.diversify.Diversified"
+    name: str = MISSING
+    vectors: str | None = None
+    model: str | None = None
+    limit: int | None = None  # vectors: read only the first n words (GoogleNews: 500000 covers labels)
+    living_words: list[str] = field(default_factory=lambda: list(LIVING_WORDS))
+    nonliving_words: list[str] = field(default_factory=lambda: list(NONLIVING_WORDS))
+    living_modifiers: list[str] = field(default_factory=lambda: list(LIVING_MODIFIERS))
+    nonliving_modifiers: list[str] = field(default_factory=lambda: list(NONLIVING_MODIFIERS))
+    seed: int = "${seed}"  # type: ignore[assignment]
+    # runtime only (odin.keys.DIVERSIFY_IGNORED)
+    device: str = "cpu"
+    batch_size: int = 64
+
+
+@dataclass
+class PromptCheckConfig:
+    """Drop prompts closer to another label of the run than to their own, or below `threshold` (cosine).
+
+    The encoder: `vectors` (word2vec file), `model` with `kind: sentence` (sentence-transformers) or
+    `kind: clip` (a CLIP-like model's text tower).
+    """
+
+    name: str = MISSING
+    kind: str = MISSING  # vectors | sentence | clip
+    vectors: str | None = None
+    model: str | None = None
+    threshold: float | None = None  # null: only "closer to another label" drops a prompt
+    label_template: str = "{label}"  # how a label is written for the encoder (clip: "a photo of a {label}")
+    limit: int | None = None  # vectors: read only the first n words
+    refill: bool = True  # repeat the kept prompts (each copy its own seeds) so every label keeps its count
+    # runtime only (odin.keys.CHECK_IGNORED)
+    device: str = "cpu"
+    batch_size: int = 64
+
+
+@dataclass
+class ClipFilterConfig:
+    """Score every generated image against all labels of the run (and distractors) with a CLIP-like model."""
+
+    name: str = "clip"
+    model: str = MISSING  # a local folder (save_pretrained / hf download) or a hub id in the HF cache
+    threshold: float | None = None  # null: only "closer to another label or a distractor" drops an image
+    distractors: list[str] = field(default_factory=list)  # e.g. [text, blank image, helicopter]
+    template: str = "a photo of a {label}"
+    padding: str = "longest"  # the tokenizer's: longest for CLIP, max_length for SigLIP
+    max_rounds: int = 3  # rounds of replacement images (the first included) before a label fails
+    # runtime only (odin.keys.FILTER_IGNORED)
+    batch_size: int = 32
+    device: str = "auto"
+
+
 # ---- model and training ---------------------------------------------------------------
 @dataclass
 class ModelConfig:
@@ -272,6 +340,9 @@ class OdinConfig:
     logger: Any = MISSING
     task: TaskConfig = MISSING
     localize: LocalizeConfig = MISSING
+    diversify: Any = MISSING
+    prompt_check: Any = MISSING
+    filter: Any = MISSING
     paths: PathsConfig = MISSING
     labels: list[str] | None = None  # a subset of the dataset's classes, or any labels to formulate
     seed: int = 0
@@ -297,6 +368,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "task": {"task": TaskConfig, "diversity": DiversityTaskConfig, "detect": DetectTaskConfig},
     "localize": {"localize": LocalizeConfig},
     "paths": {"paths": PathsConfig},
+    "diversify": {"none": NoneConfig, "diversify": DiversifyConfig},
+    "prompt_check": {"none": NoneConfig, "check": PromptCheckConfig},
+    "filter": {"none": NoneConfig, "clip": ClipFilterConfig},
 }
 
 
@@ -346,6 +420,9 @@ def check_keys(cfg: Any) -> None:
             continue
         target = str(node.get("_target_", ""))
         schema = typed.get(group) or by_target.get(target)
+        if group in ("diversify", "prompt_check", "filter"):  # off (name: none) or the option's own schema
+            on = [c for n, c in SCHEMAS[group].items() if n != "none"]
+            schema = SCHEMAS[group]["none"] if node.get("name") == "none" else (by_target.get(target) or on[0])
         generic = [c for c in SCHEMAS.get(group, {}).values() if getattr(c, "_target_", None) is MISSING]
         if schema is None and len(generic) == 1 and target.startswith("odin."):
             schema = generic[0]  # the shared schema of ODIN's own options (digits, the loggers)

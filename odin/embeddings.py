@@ -19,10 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
+from odin.errors import ConfigError, UserError
 from odin.hub import require_weights
 
 
-class UnknownPhraseError(KeyError):
+class MissingVectorsError(UserError, FileNotFoundError):
+    """A word-vector file that is not there: run.py prints it as one line."""
+
+
+class UnknownPhraseError(UserError, KeyError):
     def __str__(self) -> str:  # KeyError quotes its message; show it as written
         return str(self.args[0])
 
@@ -37,7 +42,7 @@ class Embedder:
         GoogleNews file lists its 3 M words by frequency: 500k cover labels and cut load time).
         """
         if (vectors is None) == (model is None):
-            raise ValueError(f"set exactly one of {config_key}.vectors (a word2vec-format file) or "
+            raise ConfigError(f"set exactly one of {config_key}.vectors (a word2vec-format file) or "
                              f"{config_key}.model (a sentence-transformers folder); got vectors={vectors!r}, "
                              f"model={model!r}")
         self.config_key, self.limit, self.device, self.batch_size = config_key, limit, device, batch_size
@@ -45,8 +50,8 @@ class Embedder:
         if vectors is not None:
             path = Path(vectors).expanduser()
             if not path.is_file():
-                raise FileNotFoundError(f"{config_key}.vectors={vectors}: no such file. Point it at a word2vec-format "
-                                        "vector file (binary if it ends in .bin, text otherwise).")
+                raise MissingVectorsError(f"{config_key}.vectors={vectors}: no such file. Point it at a word2vec-"
+                                          "format vector file (binary if it ends in .bin, text otherwise).")
             self.vectors = str(path)
         else:
             self.model = require_weights(model, config_key=f"{config_key}.model", what="sentence-transformers model")

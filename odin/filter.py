@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from odin.errors import UserError
 from odin.hub import require_weights
 from odin.prompts import LabelPrompts
 
@@ -32,8 +33,8 @@ class TextEncoder(Protocol):
     def embed(self, texts: list[str]) -> np.ndarray: ...  # (n, d) rows of unit length
 
 
-class FilterError(RuntimeError):
-    pass
+class FilterError(UserError):
+    """A label the filters left with too few prompts or images: run.py prints it as one line."""
 
 
 @dataclass
@@ -146,10 +147,14 @@ class ClipFilter:
         if not images:
             return []
         candidates = self.candidates(labels)
-        texts = self._text_rows([self.template.format(label=c.replace("_", " ")) for c in candidates])
-        scores = self.embed_images(images) @ texts.T
+        scores = self.scores(images, candidates)
         return [decide(label, row, candidates, self.threshold, frozenset(self.distractors) - set(labels))
                 for row in scores]
+
+    def scores(self, images: Sequence, candidates: Sequence[str]) -> np.ndarray:
+        """(images, candidates) cosine similarities to "a photo of a {candidate}": what a decision is made from."""
+        texts = self._text_rows([self.template.format(label=c.replace("_", " ")) for c in candidates])
+        return self.embed_images(images) @ texts.T
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """The text tower, as a TextEncoder for PromptCheck."""

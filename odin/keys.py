@@ -52,6 +52,23 @@ TRAIN_IGNORED = {  # (precision is in the key, resolved: bf16 and fp32 training 
     "resume": "whether a finished or interrupted run is picked up; see train.resume",
 }
 
+# Diversification and the prompt check: where their models run, not what they answer.
+DIVERSIFY_IGNORED = {
+    "device": "where the sentence model runs (float noise at most)",
+    "batch_size": "texts per forward pass (float noise at most)",
+    "name": "the option's name; vectors or model are what is used",
+}
+CHECK_IGNORED = {**DIVERSIFY_IGNORED, "name": "the option's name; kind, vectors or model are what is used"}
+
+# The image filter: how fast it scores. The scores themselves are cached apart from the decision
+# (threshold, max_rounds), so a new threshold re-decides without scoring or generating again.
+FILTER_IGNORED = {
+    "batch_size": "images per forward pass (float noise at most)",
+    "device": "where the model runs (float noise at most)",
+    "name": "the option's name; model and template are what is used",
+}
+FILTER_DECISION = ("threshold", "max_rounds")  # in the filtered folder's key, not in the scores' key
+
 # Bumped when the trainer starts to compute other numbers for the same inputs.
 TRAINER_VERSION = 1
 
@@ -72,8 +89,27 @@ def resolved(node: dict, component: Any = None) -> dict:
     return {**node, **extra}
 
 
-def prompt_config(prompt: dict, generator: Any = None) -> dict:
-    return without(resolved(prompt, generator), PROMPT_IGNORED)
+def prompt_config(prompt: dict, generator: Any = None, extra: dict | None = None) -> dict:
+    """`extra` (prompt_extras): diversification and the prompt check, when on; off, the key is as before."""
+    return {**without(resolved(prompt, generator), PROMPT_IGNORED), **(extra or {})}
+
+
+def prompt_extras(plain: dict, labels: list[str]) -> dict:
+    """What diversify and prompt_check add to the prompt key: nothing when they are off (existing stores stay
+    valid). The check's verdicts depend on the other labels of the run, so its part holds them."""
+    extra = {}
+    diversify = plain.get("diversify") or {}
+    if diversify.get("name", "none") != "none":
+        extra["diversify"] = without(diversify, DIVERSIFY_IGNORED)
+    check = plain.get("prompt_check") or {}
+    if check.get("name", "none") != "none":
+        extra["prompt_check"] = {**without(check, CHECK_IGNORED), "labels": sorted(labels)}
+    return extra
+
+
+def filter_scores_config(filter_cfg: dict) -> dict:
+    """What an image's scores depend on (with the images' key and the run's labels): not the decision."""
+    return without(filter_cfg, {**FILTER_IGNORED, **dict.fromkeys(FILTER_DECISION)})
 
 
 def images_config(diffusion: dict, backend: Any = None) -> dict:

@@ -46,7 +46,13 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None, run_name: str | N
     prompter, backend, post = instantiate(cfg.prompt), instantiate(cfg.diffusion), instantiate(cfg.post)
     store = Store(cfg.paths.store)
     generated = generated_labels(cfg, labels, task)
-    uncached = store.missing_prompts(plain["prompt"], prompter, generated)
+    from odin.prompts.checked import wrap_prompter
+
+    prompter = wrap_prompter(cfg, prompter, generated)  # diversify and prompt_check, when on
+    image_filter = _image_filter(cfg)
+    if image_filter is not None and generated:
+        image_filter.check(generated)  # distractors that are labels; loads the model before any image
+    uncached = store.missing_prompts(plain["prompt"], prompter, generated, keys.prompt_extras(plain, generated))
     if uncached:  # a rerun from the store needs no API key
         prompter.check(uncached)
     if generated:
@@ -63,7 +69,8 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None, run_name: str | N
     logger.start(plain, out, name=run_name or cfg.name, group=group, job_type=task,
                  run_id=hashlib.sha256(str(out).encode()).hexdigest()[:16])  # the run dir: stable across requeues
     try:
-        metrics = _stages(cfg, plain, task, labels, dataset, prompter, backend, post, store, logger, out)
+        metrics = _stages(cfg, plain, task, labels, dataset, prompter, backend, post, store, logger, out,
+                          image_filter)
     except BaseException:
         logger.finish({}, failed=True)  # W&B marks the run failed; the error is printed after its lines
         raise
@@ -81,7 +88,19 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None, run_name: str | N
     return metrics
 
 
-def _stages(cfg, plain, task, labels, dataset, prompter, backend, post, store, logger, out) -> dict:
+def _image_filter(cfg):
+    """filter=clip: the ClipFilter the generated images pass before post-processing (None when off)."""
+    if cfg.filter.name == "none":
+        return None
+    from odin.filter import ClipFilter
+
+    node = cfg.filter
+    return ClipFilter(node.model, node.threshold, list(node.distractors), node.template, node.padding,
+                      node.batch_size, node.device, config_key="filter")
+
+
+def _stages(cfg, plain, task, labels, dataset, prompter, backend, post, store, logger, out,
+            image_filter=None) -> dict:
     timing: dict[str, float] = {}
     metrics = {"task": task, "labels": labels, "store": str(store.root), "timing": timing}
     generated = generated_labels(cfg, labels, task)
@@ -95,7 +114,7 @@ def _stages(cfg, plain, task, labels, dataset, prompter, backend, post, store, l
             def choose(images):
                 return post.choose(cfg, plain, dataset, generated, images, store)
         made = generate(cfg, plain, generated, prompter, backend, post, store, timing, choose=choose,
-                        heatmaps=localize)
+                        heatmaps=localize, image_filter=image_filter)
         metrics |= {k: v for k, v in made.metrics.items() if k not in ("labels", "task")}
         prompts, train_images, post = made.prompts, made.post_images, made.post
         plain = {**plain, "post": made.post_config}

@@ -101,6 +101,7 @@ class Unit:
     prompt: str
     occurrence: int  # which copy of this text among the label's prompts (naive repeats one sentence)
     seeds: list[int]
+    round: int = 0  # r > 0: the image filter's r-th round of replacements for this prompt (odin/filter_stage.py)
 
     @property
     def slug(self) -> str:
@@ -108,7 +109,8 @@ class Unit:
 
     @property
     def name(self) -> str:
-        identity = json.dumps([self.label, self.prompt, self.occurrence], ensure_ascii=False)
+        identity = [self.label, self.prompt, self.occurrence] + (["extra", self.round] if self.round else [])
+        identity = json.dumps(identity, ensure_ascii=False)
         return "u" + hashlib.sha256(identity.encode()).hexdigest()[:12]
 
 
@@ -147,13 +149,15 @@ class Store:
         self.root = Path(root).expanduser().resolve()
 
     # ---- prompts -------------------------------------------------------------------
-    def missing_prompts(self, cfg: dict, generator, labels: list[str]) -> list[str]:
+    def missing_prompts(self, cfg: dict, generator, labels: list[str], extra: dict | None = None) -> list[str]:
         """The labels whose prompts are not cached yet (only they need an API key or weights)."""
-        folder = self.root / "prompts" / config_hash(keys.prompt_config(cfg, generator))
+        folder = self.root / "prompts" / config_hash(keys.prompt_config(cfg, generator, extra))
         return [label for label in labels if _read_prompts(folder / f"{label_slug(label)}.json") is None]
 
-    def prompts(self, cfg: dict, generator, labels: list[str]) -> tuple[str, dict[str, LabelPrompts]]:
-        cfg = keys.prompt_config(cfg, generator)
+    def prompts(self, cfg: dict, generator, labels: list[str],
+                extra: dict | None = None) -> tuple[str, dict[str, LabelPrompts]]:
+        """`extra`: keys.prompt_extras (diversify, prompt_check), when on."""
+        cfg = keys.prompt_config(cfg, generator, extra)
         key = config_hash(cfg)
         folder = self.root / "prompts" / key
         path = {label: folder / f"{label_slug(label)}.json" for label in labels}
@@ -175,20 +179,27 @@ class Store:
     # ---- images ----------------------------------------------------------------------
     def images(self, cfg: dict, backend, prompts: dict[str, LabelPrompts], seed: int,
                generator_name: str = "", shard: tuple[int, int] = (0, 1), heatmaps: bool = False) -> Folder:
+        units = in_shard(prompt_units(prompts, seed, backend.images_per_prompt), shard)
+        return self.image_units(cfg, backend, units, seed, generator_name, heatmaps)
+
+    def image_units(self, cfg: dict, backend, units: list[Unit], seed: int, generator_name: str = "",
+                    heatmaps: bool = False, what: str = "generate") -> Folder:
+        """The images of `units` in the folder of (generator, seed): a run's units, or the image filter's
+        replacements (units with round > 0, whose rows say `extra_round`)."""
         cfg = keys.images_config(cfg, backend)
         folder = Folder(config_hash(cfg, seed), Path(), heatmaps=heatmaps)
         folder.path = self.root / "images" / folder.key
-        units = in_shard(prompt_units(prompts, seed, backend.images_per_prompt), shard)
         asked = {"heatmaps": True} if heatmaps else {}  # a backend that cannot localize is never asked
 
         def make(unit: Unit) -> list[tuple[Image.Image, dict, Any]]:
             made = backend(unit.label, [unit.prompt] * len(unit.seeds), unit.seeds, **asked)
             return [
-                (g.image, {"prompt": unit.prompt, "seed": s, "generator": generator_name, **g.info}, g.heatmap)
+                (g.image, {"prompt": unit.prompt, "seed": s, "generator": generator_name,
+                           **({"extra_round": unit.round} if unit.round else {}), **g.info}, g.heatmap)
                 for g, s in zip(made, unit.seeds, strict=True)
             ]
 
-        self._fill(folder, units, make, {"generator": cfg, "seed": seed}, "generate")
+        self._fill(folder, units, make, {"generator": cfg, "seed": seed}, what)
         return folder
 
     # ---- post-processing ---------------------------------------------------------------
@@ -199,8 +210,8 @@ class Store:
         by_unit: dict[str, list[dict]] = {}
         for row in images.rows:
             by_unit.setdefault(row["unit"], []).append(row)
-        units = [Unit(rows[0]["label"], rows[0]["prompt"], rows[0]["occurrence"], [r["seed"] for r in rows])
-                 for rows in by_unit.values()]
+        units = [Unit(rows[0]["label"], rows[0]["prompt"], rows[0]["occurrence"], [r["seed"] for r in rows],
+                      rows[0].get("extra_round", 0)) for rows in by_unit.values()]
 
         def make(unit: Unit) -> list[tuple[Image.Image, dict, Any]]:  # post moves no pixel: the same heatmaps
             return [(post(open_image(images.path / row["file_name"]), derive_seed(row["seed"], "post")),

@@ -105,6 +105,21 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "post.criterion": one_of("detect", "kid"),  # post=auto
     "post.max_per_class": between(2, 1_000_000),
     "post.holdout": ((lambda v: 0 < v < 1), "a fraction between 0 and 1, e.g. 0.3"),
+    # issue 16: diversification, the prompt check, the image filter
+    "diversify.limit": ((lambda v: v is None or v >= 1), "null (every word) or at least 1"),
+    "diversify.seed": ((lambda v: 0 <= v < 2**32), "an integer from 0 to 2**32 - 1"),
+    "diversify.batch_size": between(1, 4096),
+    "diversify.device": device(),
+    "prompt_check.kind": one_of("vectors", "sentence", "clip"),
+    "prompt_check.threshold": ((lambda v: v is None or -1 <= v <= 1), "null or a cosine similarity from -1 to 1"),
+    "prompt_check.limit": ((lambda v: v is None or v >= 1), "null (every word) or at least 1"),
+    "prompt_check.batch_size": between(1, 4096),
+    "prompt_check.device": device(),
+    "filter.threshold": ((lambda v: v is None or -1 <= v <= 1), "null or a cosine similarity from -1 to 1"),
+    "filter.max_rounds": between(1, 100),
+    "filter.padding": one_of("longest", "max_length"),
+    "filter.batch_size": between(1, 4096),
+    "filter.device": device(),
     # model and training
     "model.input_size": ((lambda v: v is None or 8 <= v <= 1024), "null (the checkpoint's own) or 8 to 1024"),
     "train.precision": one_of("auto", "fp32", "bf16", "fp16"),
@@ -150,8 +165,13 @@ def validate(cfg: DictConfig) -> None:
     if cfg.num_shards > 1 and cfg.task.name != "formulate":
         raise ConfigError(f"num_shards={cfg.num_shards} shards the making of images (task=formulate); train once they "
                           "are all made, without shard and num_shards: it finds them in the store")
+    if cfg.num_shards > 1 and cfg.get("filter", {}).get("name", "none") != "none":
+        raise ConfigError(f"filter={cfg.filter.name} with num_shards={cfg.num_shards}: the filter replaces images "
+                          "per label, across shards. Make the shards without the filter (filter=none), then run "
+                          "once with it: it reads their images from the store")
     check_store_path(cfg.paths.store)
-    for key in ("train.device", "diffusion.device", "prompt.device"):
+    for key in ("train.device", "diffusion.device", "prompt.device", "diversify.device", "prompt_check.device",
+                "filter.device"):
         group, name = key.split(".")
         if str(cfg[group].get(name, "auto")).startswith("cuda"):
             check_cuda(key, str(cfg[group][name]))

@@ -16,7 +16,8 @@ from odin.validate import RULES, validate
 OPTIONS = {"prompt": ["prompt=llm", "prompt=caption", "prompt=template"],
            "diffusion": ["diffusion=sd2", "diffusion=glyph"],
            "dataset": ["dataset=caltech101", "dataset=indian_food", "dataset=pet_food"], "logger": ["logger=wandb"],
-           "task": ["task=diversity", "task=detect"], "post": ["post=auto"], "localize": ["localize=attention"]}
+           "task": ["task=diversity", "task=detect"], "post": ["post=auto"], "localize": ["localize=attention"],
+           "diversify": ["diversify=word2vec"], "prompt_check": ["prompt_check=word2vec"], "filter": ["filter=clip"]}
 
 
 def _numeric_and_choice_fields():

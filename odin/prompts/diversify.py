@@ -43,12 +43,8 @@ import numpy as np
 
 from odin.embeddings import Embedder
 from odin.prompts import LabelPrompts, PromptGenerator
+from odin.prompts.words import LIVING_MODIFIERS, LIVING_WORDS, NONLIVING_MODIFIERS, NONLIVING_WORDS
 from odin.store import derive_seed
-
-LIVING_WORDS = ["animate", "animal", "plant", "living", "creature", "organism"]
-NONLIVING_WORDS = ["inanimate", "object", "man-made", "artifact", "thing", "tool"]
-LIVING_MODIFIERS = ["young", "old", "female", "male", "sleeping", "sick", "small", "large", "wet", "running"]
-NONLIVING_MODIFIERS = ["broken", "new", "old", "red", "wooden", "small", "large", "dirty", "shiny", "metal"]
 
 
 class Diversified:
@@ -66,6 +62,7 @@ class Diversified:
         device: str = "cpu",
         batch_size: int = 64,
         config_key: str = "diversify",
+        name: str = "diversify",  # the option's name (conf/diversify/<name>.yaml); nothing reads it
     ):
         lists = {"living_words": living_words, "nonliving_words": nonliving_words,
                  "living_modifiers": living_modifiers, "nonliving_modifiers": nonliving_modifiers}
@@ -79,6 +76,10 @@ class Diversified:
         self.embedder = Embedder(vectors, model, config_key=config_key, limit=limit, device=device,
                                  batch_size=batch_size)
         self._anchors: dict[str, np.ndarray] | None = None
+
+    def resolved(self) -> dict:
+        """The inner generator's run-time choices (caption: dtype), for the prompt key."""
+        return self.inner.resolved() if hasattr(self.inner, "resolved") else {}
 
     def check(self, labels: list[str]) -> None:
         self.inner.check(labels)

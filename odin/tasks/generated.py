@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from odin import keys
 from odin.store import Folder, Store
 
 log = logging.getLogger("odin.run")
@@ -21,17 +22,18 @@ class Generated:
 
 
 def generate(cfg, plain: dict, labels: list[str], prompter, backend, post, store: Store, timing: dict,
-             choose=None, heatmaps: bool = False) -> Generated:
+             choose=None, heatmaps: bool = False, image_filter=None) -> Generated:
     """Prompts, images and post-processed images of `labels`, made once and read from the store after.
 
     `heatmaps`: each image's heatmap of the label beside it (localize). `choose(images) -> (processor,
     config, record)` replaces a post-processor that must be chosen
-    (post=auto) by the one chosen; its record goes into the metrics (`post.auto`).
+    (post=auto) by the one chosen; its record goes into the metrics (`post.auto`). `image_filter` (a
+    ClipFilter, filter=clip): the generated images pass it, topped up with replacements, before post.
     """
     from odin.run import generator_name, timed
 
     with timed(timing, "prompts_s"):
-        _, prompts = store.prompts(plain["prompt"], prompter, labels)
+        _, prompts = store.prompts(plain["prompt"], prompter, labels, keys.prompt_extras(plain, labels))
     if heatmaps:  # before any image: the backend can locate the label in every prompt
         from odin.localize.detection import check_backend
 
@@ -39,6 +41,17 @@ def generate(cfg, plain: dict, labels: list[str], prompter, backend, post, store
     with timed(timing, "generate_s"):
         images = store.images(plain["diffusion"], backend, prompts, cfg.seed, shard=(cfg.shard, cfg.num_shards),
                               generator_name=generator_name(plain["diffusion"]), heatmaps=heatmaps)
+    generated, filtered = images, None
+    if image_filter is not None:
+        from odin.filter_stage import filter_images
+
+        def make_extra(units):
+            return store.image_units(plain["diffusion"], backend, units, cfg.seed, generator_name(plain["diffusion"]),
+                                     heatmaps=heatmaps, what="filter: replacements")
+
+        with timed(timing, "filter_s"):
+            images, filtered = filter_images(store, plain["filter"], image_filter, generated, prompts, labels,
+                                             cfg.seed, make_extra)
     post_config, auto = plain["post"], None
     if choose is not None:
         with timed(timing, "choose_post_s"):
@@ -49,7 +62,8 @@ def generate(cfg, plain: dict, labels: list[str], prompter, backend, post, store
     name = post_config.get("name", cfg.post.name)
     metrics = {
         "task": cfg.task.name, "labels": labels, "store": str(store.root),
-        "images": {"folder": str(images.path), "made": images.made, "reused": images.reused},
+        "images": {"folder": str(generated.path), "made": generated.made, "reused": generated.reused},
+        **({"filter": filtered} if filtered else {}),
         "post": {"name": name, "folder": str(post_images.path),
                  "made": 0 if post.is_identity else post_images.made,
                  "reused": 0 if post.is_identity else post_images.reused,
@@ -58,5 +72,5 @@ def generate(cfg, plain: dict, labels: list[str], prompter, backend, post, store
         "timing": timing,
     }
     log.info("images: %d generated, %d reused from the store; post '%s': %d applied, %d reused",
-             images.made, images.reused, name, metrics["post"]["made"], metrics["post"]["reused"])
+             generated.made, generated.reused, name, metrics["post"]["made"], metrics["post"]["reused"])
     return Generated(prompts, images, post_images, post, post_config, metrics)
