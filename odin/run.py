@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import logging
 import os
@@ -20,7 +19,7 @@ from odin.config import check_keys
 from odin.errors import ConfigError, UserError
 from odin.files import atomic_write_json
 from odin.logging import scrub
-from odin.store import Folder, Store, derive_seed, export, open_image
+from odin.store import Folder, Store, derive_seed, export
 from odin.validate import check_plan, some, validate
 
 log = logging.getLogger(__name__)
@@ -217,27 +216,28 @@ def timed(timing: dict[str, float], key: str):
 
 
 def _train(cfg, plain, dataset, labels, train_images: Folder | None, post, store: Store, logger):
+    import torch
+
     from odin.models import preprocessing
     from odin.split import holdout_prompts
     from odin.train import ImageItems, pick_device, resolve_precision, train
 
+    torch.manual_seed(cfg.seed)  # the same initial weights every time: runs differ only where configs do
+    model = instantiate(cfg.model, num_classes=len(labels), in_chans=dataset.channels)
+    prep = preprocessing(model, cfg.model.pretrained or bool(cfg.model.checkpoint_path), cfg.model.input_size)
     rows, held = holdout_prompts(train_images.rows if train_images else [], cfg.train.holdout)
     real = [label for label in labels if label not in generated_labels(cfg, labels, "train")]
-    items = _generated_items(cfg, dataset, labels, train_images, rows)
-    val = _generated_items(cfg, dataset, labels, train_images, held)
+    items = _generated_items(cfg, plain, dataset, labels, train_images, rows, prep, store)
+    val = _generated_items(cfg, plain, dataset, labels, train_images, held, prep, store)
     if real:  # train.source=real, or the seen classes of train.real_classes
         index = {labels.index(label) for label in real}
-        items += [(x, y) for x, y in dataset.train_items(labels) if y in index]
+        shaper = ImageItems.for_model([], dataset.channels, prep)
+        items += [(shaper.shape(x).numpy(), y) for x, y in dataset.train_items(labels) if y in index]
     test = dataset.test_set(labels)
     if not test:
         raise UserError(f"dataset {cfg.dataset.name} has no test images for labels {labels}")
     if post.apply_to_test:  # the paper's Table 2 (right): the same degradation on the real images
         test = [(post.apply(x, derive_seed(cfg.seed, "test", i)), y) for i, (x, y) in enumerate(test)]
-    import torch
-
-    torch.manual_seed(cfg.seed)  # the same initial weights every time: runs differ only where configs do
-    model = instantiate(cfg.model, num_classes=len(labels), in_chans=dataset.channels)
-    prep = preprocessing(model, cfg.model.pretrained or bool(cfg.model.checkpoint_path), cfg.model.input_size)
     precision = resolve_precision(cfg.train.precision, pick_device(cfg.train.device))  # auto: what will run
     key = keys.train_key(
         train_set=keys.rows_identity(train_images.key if train_images else "", rows) + keys.config_hash(held, real),
@@ -249,9 +249,10 @@ def _train(cfg, plain, dataset, labels, train_images: Folder | None, post, store
     log.info("training %s on %d images (%d real), choosing an epoch on %d held-out generated ones, testing on %d "
              "real ones", cfg.model.name, len(items), len(items) - len(rows), len(val), len(test))
     result = train(
-        model, ImageItems.for_model(items, dataset.channels, prep), ImageItems.for_model(test, dataset.channels, prep),
-        cfg.train, checkpoint, seed=cfg.seed, on_epoch=logger.log_epoch, resume=cfg.train.resume,
-        val_set=ImageItems.for_model(val, dataset.channels, prep) if val else None,
+        model, ImageItems.for_model(items, dataset.channels, prep, shaped=True),
+        ImageItems.for_model(test, dataset.channels, prep), cfg.train, checkpoint, seed=cfg.seed,
+        on_epoch=logger.log_epoch, resume=cfg.train.resume,
+        val_set=ImageItems.for_model(val, dataset.channels, prep, shaped=True) if val else None,
         seen_classes={labels.index(label) for label in real} if real and len(real) < len(labels) else None,
     )
     sizes = {"train_images": {"generated": len(rows), "real": len(items) - len(rows), "held_out": len(val)},
@@ -259,11 +260,15 @@ def _train(cfg, plain, dataset, labels, train_images: Folder | None, post, store
     return result, sizes, checkpoint
 
 
-def _generated_items(cfg, dataset, labels, folder: Folder | None, rows: list[dict]) -> list:
-    """(image, class index) of generated rows, acquired into the test images' domain (preloaded in parallel)."""
+def _generated_items(cfg, plain, dataset, labels, folder: Folder | None, rows: list[dict], prep, store) -> list:
+    """(image, class index) of generated rows, prepared at the model's input size once and kept in the
+    store (odin/prepared.py); loaded in parallel."""
+    from odin.prepared import prepared_loaders
     from odin.train import preload
 
-    loaders = [functools.partial(_acquire, dataset, folder.path / r["file_name"]) for r in rows]
+    if not rows:
+        return []
+    loaders = prepared_loaders(store.root, folder, rows, dataset, plain["dataset"], prep, dataset.channels)
     if cfg.train.preload:
         loaders = preload(loaders, cfg.train.num_workers or os.cpu_count() or 1)
     return [(x, labels.index(r["label"])) for x, r in zip(loaders, rows, strict=True)]
@@ -276,10 +281,6 @@ def _summary(cfg) -> dict:
             "prompt": target["prompt"], "diffusion": generator_name(OmegaConf.to_container(cfg.diffusion)),
             "post": cfg.post.name, "model": cfg.model.name, "train": f"{cfg.train.epochs} epochs, lr {cfg.train.lr}",
             "seed": cfg.seed}
-
-
-def _acquire(dataset, path: Path):
-    return dataset.acquire(open_image(path))
 
 
 def _samples(folder: Folder, labels: list[str], cfg, out: Path) -> Path:

@@ -65,17 +65,19 @@ class ImageItems(Dataset):
     """
 
     def __init__(self, items: Sequence[Item], size: int, channels: int, mean, std, cache: bool = True,
-                 interpolation: str = "bilinear", crop_pct: float | None = None):
-        self.items, self.size, self.channels, self.cache = items, size, channels, cache
+                 interpolation: str = "bilinear", crop_pct: float | None = None, shaped: bool = False):
+        self.items, self.size, self.channels, self.cache, self.shaped = items, size, channels, cache, shaped
         self.interpolation, self.crop_pct = interpolation, crop_pct
         self.mean = torch.tensor(_per_channel(mean, channels)).view(-1, 1, 1)
         self.std = torch.tensor(_per_channel(std, channels)).view(-1, 1, 1)
         self._kept: dict[int, torch.Tensor] = {}
 
     @classmethod
-    def for_model(cls, items: Sequence[Item], channels: int, prep, cache: bool = True) -> ImageItems:
-        """`prep`: the model's odin.models.Preprocessing."""
-        return cls(items, prep.size, channels, prep.mean, prep.std, cache, prep.interpolation, prep.crop_pct)
+    def for_model(cls, items: Sequence[Item], channels: int, prep, cache: bool = True,
+                  shaped: bool = False) -> ImageItems:
+        """`prep`: the model's odin.models.Preprocessing; `shaped`: the items are already C x size x size
+        (odin.prepared), so only normalisation is left."""
+        return cls(items, prep.size, channels, prep.mean, prep.std, cache, prep.interpolation, prep.crop_pct, shaped)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -90,12 +92,16 @@ class ImageItems(Dataset):
         return self._kept[i], self.items[i][1]
 
     def _tensor(self, a: np.ndarray) -> torch.Tensor:
+        x = torch.as_tensor(np.asarray(a, dtype=np.float32)) if self.shaped else self.shape(a)
+        return (x - self.mean) / self.std
+
+    def shape(self, a: np.ndarray) -> torch.Tensor:
+        """An image (H x W or H x W x C in [0, 1]) at the model's channels and size, not yet normalised."""
         x = torch.as_tensor(np.asarray(a, dtype=np.float32))
         x = x.unsqueeze(0) if x.ndim == 2 else x.permute(2, 0, 1)
         if x.shape[0] != self.channels:  # grayscale <-> RGB
             x = x.mean(0, keepdim=True).expand(self.channels, -1, -1)
-        x = self._resize(x) if self.crop_pct is None else self._resize_and_crop(x)
-        return (x - self.mean) / self.std
+        return self._resize(x) if self.crop_pct is None else self._resize_and_crop(x)
 
     def _resize(self, x: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
         size = size or (self.size, self.size)

@@ -220,3 +220,18 @@ def test_a_killed_writers_temp_file_is_removed_by_the_next_writer(tmp_path):
     alive.write_bytes(b"in progress")
     remove_stale_temps(tmp_path / "last.pt")
     assert not stale.exists() and alive.exists()
+
+
+def test_training_images_are_prepared_once_in_the_store(compose, tmp_path, caplog):
+    """Each image is decoded, acquired and resized once; reruns read the arrays and train on the same numbers."""
+    first = run(compose(*SMALL), output_dir=tmp_path / "a")
+    arrays = sorted((tmp_path / "store" / "prepared").rglob("*.npy"))
+    assert len(arrays) == first["train_images"]["generated"] == 2 * 3
+    stamps = [p.stat().st_mtime_ns for p in arrays]
+    again = run(compose(*SMALL, "train.resume=false"), output_dir=tmp_path / "b")  # trains again, from the arrays
+    assert again["history"] == first["history"] and [p.stat().st_mtime_ns for p in arrays] == stamps
+    arrays[0].write_bytes(arrays[0].read_bytes()[:40])  # a damaged array is prepared again
+    third = run(compose(*SMALL, "train.resume=false"), output_dir=tmp_path / "c")
+    assert third["history"] == first["history"] and f"prepared image {arrays[0]} is damaged" in caplog.text
+    bigger = run(compose(*SMALL, "model.input_size=20"), output_dir=tmp_path / "d")  # another size: its own arrays
+    assert bigger["training"]["status"] == "trained" and len(list((tmp_path / "store" / "prepared").iterdir())) == 2
