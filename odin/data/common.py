@@ -108,6 +108,13 @@ def seeded_order(items: Sequence, seed: int, *tags: object) -> list:
     return order
 
 
+def check_test_fraction(value: float) -> float:
+    """dataset.test_fraction of the datasets without an official split, checked."""
+    if not 0 < value < 1:
+        raise ConfigError(f"dataset.test_fraction={value} must be between 0 and 1 (exclusive)")
+    return value
+
+
 def split_per_class(items: Sequence[Item], raw: Sequence[str], seed: int, *, train_per_class: int | None = None,
                     test_fraction: float | None = None) -> tuple[list[Item], list[Item]]:
     """A seeded split of each class on its own: `train_per_class` images for training (at least one

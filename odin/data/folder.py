@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from odin.data.common import DatasetNotFoundError, Index, Item, PhotoDataset, split_per_class
-from odin.errors import ConfigError
+from odin.data.common import DatasetNotFoundError, Index, Item, PhotoDataset, check_test_fraction, split_per_class
 
 
 def image_folder(root: Path) -> tuple[list[str], list[tuple[Path, str]]]:
@@ -54,9 +53,7 @@ class FolderDataset(PhotoDataset):
 
     def __init__(self, name: str = "folder", context: str = "", test_fraction: float = 0.2, **kwargs):
         super().__init__(name, context, **kwargs)
-        if not 0 < test_fraction < 1:
-            raise ConfigError(f"dataset.test_fraction={test_fraction} must be between 0 and 1 (exclusive)")
-        self.test_fraction = test_fraction
+        self.test_fraction = check_test_fraction(test_fraction)
 
     def _locate(self) -> Path:
         if not has_class_folders(self.root):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from odin.data.common import DatasetNotFoundError, Index, PhotoDataset
+from odin.data.common import DatasetNotFoundError, Index, PhotoDataset, check_test_fraction
 from odin.data.folder import has_class_folders, read_folder_index
 from odin.errors import ConfigError
 
@@ -37,9 +37,7 @@ class IndianFood(PhotoDataset):
 
     def __init__(self, name: str = "indian_food", context: str = "dish", test_fraction: float = 0.2, **kwargs):
         super().__init__(name, context, **kwargs)
-        if not 0 < test_fraction < 1:
-            raise ConfigError(f"dataset.test_fraction={test_fraction} must be between 0 and 1 (exclusive)")
-        self.test_fraction = test_fraction
+        self.test_fraction = check_test_fraction(test_fraction)
 
     def _locate(self) -> Path:
         if self.download:
