@@ -63,6 +63,10 @@ class LLMPromptConfig:
         "I could use {kept} of those. Please recommend {missing} more simple prompts, as a numbered list, "
         'one per line, each naming "{label}" explicitly.'
     )
+    replacement: str = (  # sent when the prompt check dropped prompts (prompt_check.replace); in the key only then
+        'These do not clearly show "{label}": {dropped}. Please recommend {missing} more simple prompts, '
+        'as a numbered list, one per line, each naming "{label}" explicitly.'
+    )
     num_prompts: int = 10
     temperature: float = 1.0
     max_tokens: int | None = None
@@ -229,7 +233,11 @@ class PromptCheckConfig:
     threshold: float | None = None  # null: only "closer to another label" drops a prompt
     label_template: str = "{label}"  # how a label is written for the encoder (clip: "a photo of a {label}")
     limit: int | None = None  # vectors: read only the first n words
-    refill: bool = True  # repeat the kept prompts (each copy its own seeds) so every label keeps its count
+    # Replace dropped prompts by asking the generator for more (llm: another ask in the conversation,
+    # template: its next prompts, caption: further images), for at most max_rounds rounds per label.
+    replace: bool = True
+    max_rounds: int = 2
+    refill: bool = True  # then repeat the kept prompts (each copy its own seeds) so every label keeps its count
     # runtime only (odin.keys.CHECK_IGNORED)
     device: str = "cpu"
     batch_size: int = 64

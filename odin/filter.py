@@ -26,7 +26,6 @@ import numpy as np
 
 from odin.errors import UserError
 from odin.hub import require_weights
-from odin.prompts import LabelPrompts
 
 
 class TextEncoder(Protocol):
@@ -91,21 +90,6 @@ class PromptCheck:
             scores = self.encoder.embed(list(texts)) @ anchors.T if texts else np.zeros((0, len(labels)))
             out[label] = [decide(label, row, labels, self.threshold) for row in scores]
         return out
-
-
-def apply_prompt_check(made: dict[str, LabelPrompts], decisions: dict[str, list[Decision]]) -> dict[str, LabelPrompts]:
-    """Keep the prompts that passed; record every verdict in info["prompt_check"]. A label left with none fails."""
-    out = {}
-    for label, lp in made.items():
-        verdicts = decisions[label]
-        kept = [p for p, d in zip(lp.prompts, verdicts, strict=True) if d.kept]
-        if not kept:
-            reasons = "; ".join(f"'{p}': {d.reason}" for p, d in zip(lp.prompts, verdicts, strict=True))
-            raise FilterError(f"the prompt check dropped every prompt of label '{label}' ({reasons}). Lower "
-                              "the threshold, or check the label: is it spelt as the other labels are?")
-        records = [{"prompt": p, **d.record()} for p, d in zip(lp.prompts, verdicts, strict=True)]
-        out[label] = LabelPrompts(label, kept, {**lp.info, "prompt_check": records})
-    return out
 
 
 # ---- images ------------------------------------------------------------------------------

@@ -89,9 +89,16 @@ def resolved(node: dict, component: Any = None) -> dict:
     return {**node, **extra}
 
 
+# Read only when the prompt check asks the generator for replacements: in the key then, and only then
+# (so turning the feature on did not change the key of prompts made without it).
+REPLACEMENT_ONLY = {"replacement": "the LLM's ask for replacements of prompts the prompt check dropped"}
+
+
 def prompt_config(prompt: dict, generator: Any = None, extra: dict | None = None) -> dict:
     """`extra` (prompt_extras): diversification and the prompt check, when on; off, the key is as before."""
-    return {**without(resolved(prompt, generator), PROMPT_IGNORED), **(extra or {})}
+    extra = extra or {}
+    ignored = PROMPT_IGNORED if extra.get("prompt_check", {}).get("replace") else {**PROMPT_IGNORED, **REPLACEMENT_ONLY}
+    return {**without(resolved(prompt, generator), ignored), **extra}
 
 
 def prompt_extras(plain: dict, labels: list[str]) -> dict:
@@ -103,7 +110,11 @@ def prompt_extras(plain: dict, labels: list[str]) -> dict:
         extra["diversify"] = without(diversify, DIVERSIFY_IGNORED)
     check = plain.get("prompt_check") or {}
     if check.get("name", "none") != "none":
-        extra["prompt_check"] = {**without(check, CHECK_IGNORED), "labels": sorted(labels)}
+        node = without(check, CHECK_IGNORED)
+        if not (node.get("replace") and node.get("max_rounds")):  # nothing is asked for: one key for "off"
+            node["replace"] = False
+            node.pop("max_rounds", None)
+        extra["prompt_check"] = {**node, "labels": sorted(labels)}
     return extra
 
 

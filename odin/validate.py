@@ -115,6 +115,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "prompt_check.limit": ((lambda v: v is None or v >= 1), "null (every word) or at least 1"),
     "prompt_check.batch_size": between(1, 4096),
     "prompt_check.device": device(),
+    "prompt_check.max_rounds": between(0, 20),
     "filter.threshold": ((lambda v: v is None or -1 <= v <= 1), "null or a cosine similarity from -1 to 1"),
     "filter.max_rounds": between(1, 100),
     "filter.padding": one_of("longest", "max_length"),

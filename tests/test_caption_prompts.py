@@ -81,6 +81,19 @@ def test_tiny_captioner_prompts_name_each_label(which, request, folder):
     assert again.prompts("beagle").prompts == results["beagle"].prompts  # same images, same captions
 
 
+def test_more_captions_further_images_up_to_max_images(blip2, folder):
+    gen = CaptionPrompts(folder, model=blip2, subjects=SUBJECTS, num_prompts=2, max_images=8, max_new_tokens=6,
+                         batch_size=2)  # fmt: skip
+    first = next(iter(gen(["beagle"])))
+    extra = gen.more("beagle", first.prompts, first.prompts[:1], 1)
+    assert set(extra.info["images"]).isdisjoint(first.info["images"])  # the next images of the label's order
+    assert len(first.info["images"]) + len(extra.info["images"]) <= 8
+    assert all(names_label(p, "beagle") and p not in first.prompts for p in extra.prompts)
+    while gen.more("beagle", first.prompts, [], 1).info["images"]:  # until max_images are used
+        pass
+    assert gen.more("beagle", first.prompts, [], 1).prompts == []
+
+
 def test_dataset_without_train_split_fails_clearly(blip2, tmp_path):
     no_train = FolderDataset(str(write_image_folder(tmp_path, {"beagle": 1})), split="trainval")
     with pytest.raises(MissingSplitError, match="prompt=caption captions the real training images.*prompt=naive"):

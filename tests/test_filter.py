@@ -15,12 +15,12 @@ from odin.filter import (
     FilterError,
     PromptCheck,
     _load_clip,
-    apply_prompt_check,
     decide,
     select_images,
 )
 from odin.hub import MissingWeightsError
 from odin.prompts import LabelPrompts
+from odin.prompts.checked import CheckedPrompts
 
 LABELS = ["dog", "cat", "airplane"]
 
@@ -67,15 +67,21 @@ def test_prompt_check_drops_prompts_closer_to_another_label(words):
     assert not strict["dog"][0].kept and "below threshold" in strict["dog"][0].reason and strict["chair"] == []
 
 
-def test_apply_prompt_check_keeps_passing_prompts_and_records_all(words):
-    made = {"dog": LabelPrompts("dog", ["a photo of one dog", "a photo of one chair"], {"model": "m"}),
-            "chair": LabelPrompts("chair", ["a chair"])}
-    out = apply_prompt_check(made, PromptCheck(words)({k: v.prompts for k, v in made.items()}))
-    assert out["dog"].prompts == ["a photo of one dog"] and out["dog"].info["model"] == "m"
-    assert [r["kept"] for r in out["dog"].info["prompt_check"]] == [True, False]
-    assert out["dog"].info["prompt_check"][1]["prompt"] == "a photo of one chair"
+def test_checked_prompts_keep_passing_prompts_and_record_all(words):
+    class Given:  # a generator that can give no more: dropped prompts are refilled from the kept ones
+        def check(self, labels):
+            pass
+
+        def __call__(self, labels):
+            yield LabelPrompts("dog", ["a photo of one dog", "a photo of one chair"], {"model": "m"})
+
+    [out] = CheckedPrompts(Given(), PromptCheck(words), ["dog", "chair"])(["dog"])
+    assert out.prompts == ["a photo of one dog"] * 2 and out.info["model"] == "m"
+    assert [r["kept"] for r in out.info["prompt_check"]] == [True, False]
+    assert out.info["prompt_check"][1]["prompt"] == "a photo of one chair"
+    assert out.info["prompt_check_summary"]["refilled"] == 1
     with pytest.raises(FilterError, match="every prompt of label 'dog'"):
-        apply_prompt_check({"dog": made["dog"]}, PromptCheck(words, threshold=2.0)({"dog": made["dog"].prompts}))
+        list(CheckedPrompts(Given(), PromptCheck(words, threshold=2.0), ["dog", "chair"])(["dog"]))
 
 
 def test_prompt_check_with_clips_text_tower(clip):

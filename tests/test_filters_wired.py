@@ -97,6 +97,23 @@ def test_prompt_key_is_unchanged_when_off_and_follows_every_setting_when_on(comp
     assert keys.prompt_extras(p, ["zero", "one"]) != keys.prompt_extras(p, ["zero", "seven"])  # the other labels
 
 
+def test_replacement_settings_are_in_the_prompt_key_only_when_replacements_are_asked_for(compose, tmp_path):
+    labels, check = ["zero", "one"], ["prompt_check=word2vec", f"prompt_check.vectors={tmp_path / 'v.txt'}"]
+
+    def key(*overrides):
+        p = OmegaConf.to_container(compose(*SMOKE, "prompt=llm", *overrides), resolve=True)
+        return keys.config_hash(keys.prompt_config(p["prompt"], None, keys.prompt_extras(p, labels)))
+
+    ask = "prompt.replacement='{label}: {missing} more, not {dropped}'"
+    assert key(ask) == key()  # check off: the LLM is never asked for replacements (older stores stay valid)
+    on = key(*check)
+    assert key(*check, ask) != on and key(*check, "prompt_check.max_rounds=3") != on
+    off = key(*check, "prompt_check.replace=false")
+    assert off != on
+    assert key(*check, "prompt_check.replace=false", ask, "prompt_check.max_rounds=3") == off
+    assert key(*check, "prompt_check.max_rounds=0") == off  # no rounds: nothing asked, the same prompts
+
+
 def test_diversified_and_checked_prompts_are_cached_under_their_own_key(compose, tmp_path):
     vectors = digit_vectors(tmp_path / "digits.txt")
     smoke = [*SMOKE, "labels=[zero,seven]"]  # not "one": the template's "a photo of one ..." names it
@@ -111,9 +128,12 @@ def test_diversified_and_checked_prompts_are_cached_under_their_own_key(compose,
             f"{label}.json").read_text())
         assert made["info"]["diversify"]["inner_prompts"] == plain_run["prompts"][label]
         verdicts, summary = made["info"]["prompt_check"], made["info"]["prompt_check_summary"]
-        assert len(verdicts) == 2 and summary["kept"] + summary["dropped"] == 2
-        assert len(made["prompts"]) == 2  # refilled from the kept ones
-        assert {v["prompt"] for v in verdicts if v["kept"]} == set(made["prompts"])
+        first = [v for v in verdicts if v["round"] == 0]
+        assert len(first) == 2 and summary["kept"] + summary["dropped"] == 2
+        assert len(verdicts) == 2 + sum(a["got"] for a in made["info"]["prompt_check_asks"])
+        assert summary["dropped"] == 0 or summary["rounds"] > 0  # the template was asked for its next prompts
+        assert len(made["prompts"]) == 2  # replaced, then refilled from the kept ones
+        assert {v["prompt"] for v in verdicts if v["kept"]} >= set(made["prompts"])
         assert all(v["reason"] for v in verdicts if not v["kept"])
         assert metrics["prompts"][label] == made["prompts"]
     again = run(compose(*smoke, *on), output_dir=tmp_path / "again")

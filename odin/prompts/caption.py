@@ -78,6 +78,7 @@ class CaptionPrompts:
         self.max_new_tokens, self.num_beams, self.dtype = max_new_tokens, num_beams, dtype
         self.device, self.batch_size = device, batch_size
         self._loaded = None
+        self._next: dict[str, int] = {}  # label -> position in its image order where more() goes on
 
     def check(self, labels: list[str]) -> None:
         name = getattr(self.dataset, "name", type(self.dataset).__name__)
@@ -100,25 +101,10 @@ class CaptionPrompts:
             yield self.prompts(label)
 
     def prompts(self, label: str) -> LabelPrompts:
-        images = self.dataset.train_images(label)
-        # A fixed order per label (not per run seed), spread over the whole class.
-        order = list(range(len(images)))
-        random.Random(f"caption:{label}").shuffle(order)
-        order = order[: self.max_images]
-        kept: dict[str, str] = {}  # dedup key -> prompt
-        captions, used = [], []
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start : start + self.batch_size]
-            for index, caption in zip(batch, self.caption([images[i] for i in batch]), strict=True):
-                captions.append(caption)
-                used.append(index)
-                prompt = replace_subject(caption, label, self.subjects, self.fallback)
-                kept.setdefault(dedup_key(prompt), prompt)
-            if len(kept) >= self.num_prompts:
-                break
+        captions, used, prompts = self._caption_from(label, 0, self.num_prompts, set())
         if not captions:
             raise MissingSplitError(f"prompt=caption: dataset has no training images of '{label}'")
-        prompts = list(kept.values())[: self.num_prompts]
+        prompts = prompts[: self.num_prompts]
         repeated = self.num_prompts - len(prompts)
         if repeated > 0:
             # Few images or look-alike captions: repeat captions so every class still gets
@@ -128,6 +114,35 @@ class CaptionPrompts:
             prompts = [prompts[i % len(prompts)] for i in range(self.num_prompts)]
         info = {"model": self.model, "captions": captions, "images": used, "repeated": max(repeated, 0)}
         return LabelPrompts(label, prompts, info)
+
+    def more(self, label: str, shown: list[str], dropped: list[str], count: int) -> LabelPrompts:
+        """Captions of the label's next images (up to max_images in all), for prompts the prompt check dropped."""
+        start = self._next.get(label, 0)
+        captions, used, prompts = self._caption_from(label, start, count, {dedup_key(p) for p in shown})
+        return LabelPrompts(label, prompts[:count], {"captions": captions, "images": used})
+
+    def _caption_from(self, label: str, start: int, want: int, seen: set[str]):
+        """Caption the label's images from position `start` of its fixed order, a batch at a time, until
+        `want` prompts new to `seen` are made or max_images are used: (captions, image indices, new prompts)."""
+        images = self.dataset.train_images(label)
+        # A fixed order per label (not per run seed), spread over the whole class.
+        order = list(range(len(images)))
+        random.Random(f"caption:{label}").shuffle(order)
+        order = order[: self.max_images]
+        captions, used, prompts = [], [], []
+        for begin in range(start, len(order), self.batch_size):
+            batch = order[begin : begin + self.batch_size]
+            for index, caption in zip(batch, self.caption([images[i] for i in batch]), strict=True):
+                captions.append(caption)
+                used.append(index)
+                prompt = replace_subject(caption, label, self.subjects, self.fallback)
+                if dedup_key(prompt) not in seen:
+                    seen.add(dedup_key(prompt))
+                    prompts.append(prompt)
+            if len(prompts) >= want:
+                break
+        self._next[label] = start + len(used)
+        return captions, used, prompts
 
     def caption(self, images) -> list[str]:
         processor, model = self._load()

@@ -6,28 +6,39 @@ Both run inside the store's prompt call, so what they make is cached with the pr
 key that holds their configs (odin.keys.prompt_extras); off, the key is what it always was.
 
 The check (odin.filter.PromptCheck) scores each prompt against every label of the run. A prompt
-closer to another label than to its own, or below `prompt_check.threshold`, is dropped; every
-verdict goes into the label's prompt file (`info.prompt_check`, with the scores and the reason).
-With `refill` (the default) the kept prompts are repeated in order up to the count asked for, each
-copy with its own seeds (as prompt=naive repeats its sentence), so every label keeps its number of
-images. A label left with no prompt fails, naming the label.
+closer to another label than to its own, or below `prompt_check.threshold`, is dropped. Then:
+  1. `replace` (the default): a generator that can make more (odin.prompts.gives_more: llm, template,
+     caption, and diversify around them) is asked for as many prompts as were dropped, and those are
+     checked in turn, for at most `max_rounds` rounds;
+  2. `refill` (the default): if still short, the kept prompts are repeated in order up to the count
+     asked for, each copy with its own seeds (as prompt=naive repeats its sentence), so every label
+     keeps its number of images.
+Every verdict goes into the label's prompt file (`info.prompt_check`: prompt, round, scores, reason),
+with each replacement ask (`info.prompt_check_asks`) and a summary. A label left with no prompt fails,
+naming the label.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 from omegaconf import DictConfig
 
-from odin.filter import PromptCheck, apply_prompt_check
-from odin.prompts import LabelPrompts, PromptGenerator
+from odin.errors import UserError
+from odin.filter import FilterError, PromptCheck
+from odin.prompts import LabelPrompts, PromptGenerator, gives_more
+from odin.prompts.parse import dedup_key
+
+log = logging.getLogger(__name__)
 
 
 class CheckedPrompts:
     def __init__(self, inner: PromptGenerator, check: PromptCheck, labels: list[str], refill: bool = True,
-                 encoder_name: str = ""):
+                 encoder_name: str = "", replace: bool = True, max_rounds: int = 2):
         self.inner, self.prompt_check, self.labels, self.refill = inner, check, list(labels), refill
-        self.encoder_name = encoder_name
+        self.encoder_name, self.max_rounds = encoder_name, max_rounds
+        self.replace = replace and max_rounds > 0 and gives_more(inner)
 
     def resolved(self) -> dict:
         return self.inner.resolved() if hasattr(self.inner, "resolved") else {}
@@ -37,21 +48,60 @@ class CheckedPrompts:
         self.prompt_check.encoder.embed([label.replace("_", " ") for label in self.labels])  # loads it: fails early
 
     def __call__(self, labels: list[str]) -> Iterator[LabelPrompts]:
+        failed: dict[str, str] = {}
         for made in self.inner(labels):  # one label at a time: the store caches each as it comes
-            yield self.checked(made)
+            try:
+                yield self.checked(made)
+            except UserError as e:  # a replacement ask that failed: the other labels still get made and cached
+                if isinstance(e, FilterError):
+                    raise
+                failed[made.label] = str(e)
+        if failed:
+            lines = "\n".join(f"  {label}: {why}" for label, why in failed.items())
+            raise FilterError(f"the prompt check could not replace dropped prompts for {len(failed)} label(s) "
+                              f"(the others are cached):\n{lines}")
+
+    def verdicts(self, label: str, prompts: list[str]) -> list:
+        # Every label of the run is a candidate; only this one's prompts are scored.
+        asked = {other: (list(prompts) if other == label else []) for other in self.labels}
+        asked.setdefault(label, list(prompts))
+        return self.prompt_check(asked)[label]
 
     def checked(self, made: LabelPrompts) -> LabelPrompts:
-        # Every label of the run is a candidate; only this one's prompts are scored.
-        asked = {label: (list(made.prompts) if label == made.label else []) for label in self.labels}
-        if made.label not in asked:
-            asked[made.label] = list(made.prompts)
-        verdicts = self.prompt_check(asked)
-        kept = apply_prompt_check({made.label: made}, {made.label: verdicts[made.label]})[made.label]
-        n, k = len(made.prompts), len(kept.prompts)
-        prompts = [kept.prompts[i % k] for i in range(n)] if self.refill else kept.prompts
-        summary = {"kept": k, "dropped": n - k, "refilled": len(prompts) - k, "threshold": self.prompt_check.threshold,
+        label, n = made.label, len(made.prompts)
+        shown = list(made.prompts)  # everything the generator gave, repeats included (its more() counts on it)
+        records, kept, dropped, asks = [], [], [], []
+        seen: set[str] = set()
+        batch, round_ = list(made.prompts), 0
+        while True:
+            for prompt, verdict in zip(batch, self.verdicts(label, batch), strict=True):
+                records.append({"prompt": prompt, "round": round_, **verdict.record()})
+                (kept if verdict.kept else dropped).append(prompt)
+            if len(kept) >= n or not self.replace or round_ >= self.max_rounds:
+                break
+            round_ += 1
+            extra = self.inner.more(label, list(shown), list(dropped), n - len(kept))
+            shown.extend(extra.prompts)
+            seen.update(dedup_key(p) for p in kept + dropped)
+            batch = [p for p in dict.fromkeys(extra.prompts) if dedup_key(p) not in seen]
+            asks.append({"round": round_, "asked": n - len(kept), "got": len(batch), **extra.info})
+            if not extra.prompts:  # the generator has nothing more to give (repeats still use up a round)
+                break
+        if not kept:
+            reasons = "; ".join(f"'{r['prompt']}': {r['reason']}" for r in records)
+            raise FilterError(f"the prompt check dropped every prompt of label '{label}' ({reasons}). Lower "
+                              "the threshold, or check the label: is it spelt as the other labels are?")
+        kept = kept[:n]
+        prompts = [kept[i % len(kept)] for i in range(n)] if self.refill else kept
+        first = sum(1 for r in records if r["round"] == 0 and r["kept"])
+        summary = {"kept": first, "dropped": n - first, "replaced": len(kept) - min(first, n),
+                   "refilled": len(prompts) - len(kept), "rounds": round_, "threshold": self.prompt_check.threshold,
                    "encoder": self.encoder_name, "labels": self.labels}
-        return LabelPrompts(made.label, prompts, {**kept.info, "prompt_check_summary": summary})
+        if summary["dropped"]:
+            log.info("prompt check: %s: %d of %d prompts dropped, %d replaced, %d repeated", label,
+                     summary["dropped"], n, summary["replaced"], summary["refilled"])
+        info = {**made.info, "prompt_check": records, "prompt_check_asks": asks, "prompt_check_summary": summary}
+        return LabelPrompts(label, prompts, info)
 
 
 def build_prompt_check(node: DictConfig) -> PromptCheck:
@@ -80,5 +130,6 @@ def wrap_prompter(cfg: DictConfig, prompter: PromptGenerator, labels: list[str])
     if cfg.prompt_check.name != "none":
         node = cfg.prompt_check
         prompter = CheckedPrompts(prompter, build_prompt_check(node), labels, refill=node.refill,
-                                  encoder_name=str(node.vectors or node.model))
+                                  encoder_name=str(node.vectors or node.model), replace=node.replace,
+                                  max_rounds=node.max_rounds)
     return prompter

@@ -76,6 +76,7 @@ class Diversified:
         self.embedder = Embedder(vectors, model, config_key=config_key, limit=limit, device=device,
                                  batch_size=batch_size)
         self._anchors: dict[str, np.ndarray] | None = None
+        self._given: dict[str, list[str]] = {}  # label -> the inner prompts given so far, for more()
 
     def resolved(self) -> dict:
         """The inner generator's run-time choices (caption: dtype), for the prompt key."""
@@ -99,9 +100,10 @@ class Diversified:
         choices = self.modifiers[kind]
         return choices[derive_seed(self.seed, "diversify", label, index) % len(choices)]
 
-    def diversify(self, made: LabelPrompts) -> LabelPrompts:
+    def diversify(self, made: LabelPrompts, offset: int = 0) -> LabelPrompts:
+        """`offset`: how many prompts of the label came before these (replacements go on with the modifiers)."""
         decision = self.classify(made.label)
-        modifiers = [self.modifier(decision["kind"], made.label, i) for i in range(len(made.prompts))]
+        modifiers = [self.modifier(decision["kind"], made.label, offset + i) for i in range(len(made.prompts))]
         prompts = [insert_modifier(p, made.label, m) for p, m in zip(made.prompts, modifiers, strict=True)]
         info = {**made.info, "diversify": {**decision, "modifiers": modifiers, "inner_prompts": list(made.prompts),
                                            "embedding": self.embedder.source}}
@@ -109,7 +111,19 @@ class Diversified:
 
     def __call__(self, labels: list[str]) -> Iterator[LabelPrompts]:
         for made in self.inner(labels):  # one label at a time, so the store caches each as it comes
+            self._given[made.label] = list(made.prompts)
             yield self.diversify(made)
+
+    def more(self, label: str, shown: list[str], dropped: list[str], count: int) -> LabelPrompts:
+        """The inner generator's further prompts, diversified. `shown` is what this layer gave, position by
+        position the inner prompts it was made from: the inner generator is told about its own prompts."""
+        given = self._given.setdefault(label, [])
+        dropped_set = set(dropped)
+        inner_dropped = [inner for inner, out in zip(given, shown, strict=True) if out in dropped_set]
+        made = self.inner.more(label, list(given), inner_dropped, count)
+        out = self.diversify(made, offset=len(given))
+        given.extend(made.prompts)
+        return out
 
 
 def _phrase(label: str) -> str:

@@ -33,6 +33,10 @@ FOLLOWUP = (
     "I could use {kept} of those. Please recommend {missing} more simple prompts, as a numbered list, "
     'one per line, each naming "{label}" explicitly.'
 )
+REPLACEMENT = (  # sent when the prompt check (prompt_check=...) dropped some of the prompts
+    'These do not clearly show "{label}": {dropped}. Please recommend {missing} more simple prompts, '
+    'as a numbered list, one per line, each naming "{label}" explicitly.'
+)
 OPENAI_URL = "https://api.openai.com/v1"
 # base_url, concurrency, timeout, max_retries and max_asks change how, not what, we ask:
 # odin.keys.PROMPT_IGNORED leaves them out of the cache key.
@@ -57,6 +61,7 @@ class LLMPrompts:
         model: str = "gpt-3.5-turbo",
         query: str = PAPER_QUERY,
         followup: str = FOLLOWUP,
+        replacement: str = REPLACEMENT,
         num_prompts: int = 10,
         temperature: float = 1.0,
         max_tokens: int | None = None,
@@ -70,17 +75,18 @@ class LLMPrompts:
     ):
         if "{label}" not in query:
             raise ConfigError(f"prompt.query={query!r} must contain {{label}}")
-        for name, template in (("query", query), ("followup", followup)):
+        for name, template in (("query", query), ("followup", followup), ("replacement", replacement)):
             try:
-                template.format(label="x", num_prompts=1, kept=0, missing=1)
+                template.format(label="x", num_prompts=1, kept=0, missing=1, dropped="y")
             except (KeyError, IndexError, ValueError) as e:
                 raise ConfigError(
                     f"prompt.{name}: bad placeholder {e}; use {{label}}, {{num_prompts}} "
-                    "(and in followup {kept}, {missing})"
+                    "(in followup also {kept}, {missing}; in replacement {missing}, {dropped})"
                 ) from None
         if num_prompts < 1 or concurrency < 1 or max_asks < 1 or max_retries < 0:
             raise ConfigError("prompt.num_prompts, .concurrency and .max_asks must be >= 1, .max_retries >= 0")
         self.model, self.query, self.followup, self.num_prompts = model, query, followup, num_prompts
+        self.replacement = replacement
         self.temperature, self.max_tokens, self.seed, self.system = temperature, max_tokens, seed, system
         self.base_url, self.concurrency, self.timeout = base_url, concurrency, timeout
         self.max_retries, self.max_asks = max_retries, max_asks
@@ -99,12 +105,7 @@ class LLMPrompts:
 
     def __call__(self, labels: list[str]):
         self.check(labels)
-        client = openai.OpenAI(
-            api_key=os.environ.get("OPENAI_API_KEY") or "none",  # keyless servers still want a string
-            base_url=self.url(),
-            timeout=self.timeout,
-            max_retries=self.max_retries,
-        )
+        client = self._client()
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="llm-prompts")
         failed: dict[str, str] = {}
         try:
@@ -136,13 +137,27 @@ class LLMPrompts:
                 + "\n".join(lines + more)
             )
 
-    def ask(self, client: openai.OpenAI, label: str) -> LabelPrompts:
-        n = self.num_prompts
-        query = self.query.format(label=label, num_prompts=n)
-        messages = ([{"role": "system", "content": self.system}] if self.system else []) + [
+    def _client(self) -> openai.OpenAI:
+        return openai.OpenAI(
+            api_key=os.environ.get("OPENAI_API_KEY") or "none",  # keyless servers still want a string
+            base_url=self.url(),
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+        )
+
+    def _opening(self, label: str) -> list[dict]:
+        query = self.query.format(label=label, num_prompts=self.num_prompts)
+        return ([{"role": "system", "content": self.system}] if self.system else []) + [
             {"role": "user", "content": query}
         ]
-        extra = {k: v for k, v in (("max_tokens", self.max_tokens), ("seed", self.seed)) if v is not None}
+
+    def _extra(self) -> dict:
+        return {k: v for k, v in (("max_tokens", self.max_tokens), ("seed", self.seed)) if v is not None}
+
+    def ask(self, client: openai.OpenAI, label: str) -> LabelPrompts:
+        n = self.num_prompts
+        messages = self._opening(label)
+        query, extra = messages[-1]["content"], self._extra()
         kept: dict[str, str] = {}  # dedup key -> prompt, in order
         replies, rejected, served = [], [], None
         for _ in range(self.max_asks):
@@ -173,6 +188,36 @@ class LLMPrompts:
             f"{len(kept)} of {n} prompts name the label after {self.max_asks} asks "
             f"(raise prompt.max_asks or lower prompt.num_prompts); last reply: {replies[-1][:80]!r}"
         )
+
+    def more(self, label: str, shown: list[str], dropped: list[str], count: int) -> LabelPrompts:
+        """Replacements for prompts the prompt check dropped: one more ask, in the conversation as the check
+        saw it (the opening query, the prompts given so far as the assistant's list, then `replacement`)."""
+        listing = "\n".join(f"{i}. {prompt}" for i, prompt in enumerate(shown, 1))
+        ask = self.replacement.format(label=label, num_prompts=self.num_prompts, kept=len(shown) - len(dropped),
+                                      missing=count, dropped="; ".join(f'"{p}"' for p in dropped))
+        messages = [*self._opening(label), {"role": "assistant", "content": listing}, {"role": "user", "content": ask}]
+        client = self._client()
+        try:
+            response = client.chat.completions.create(model=self.model, messages=messages,
+                                                      temperature=self.temperature, **self._extra())
+        except FATAL as e:
+            raise PromptError(self._explain(e)) from e
+        except (openai.APIError, ValueError) as e:  # retried by the client already: this label fails
+            raise PromptError(f"asking {self.url()} for replacement prompts for '{label}': {e}") from e
+        finally:
+            client.close()
+        choices = getattr(response, "choices", None) or []
+        text = (choices[0].message.content if choices else None) or ""
+        seen = {dedup_key(p) for p in shown}
+        new, rejected = [], []
+        for prompt in parse_prompts(text):
+            if not names_label(prompt, label):
+                rejected.append(prompt)
+            elif dedup_key(prompt) not in seen:
+                seen.add(dedup_key(prompt))
+                new.append(prompt)
+        log.info("llm prompts: %s: asked for %d replacement(s), got %d", label, count, len(new[:count]))
+        return LabelPrompts(label, new[:count], {"ask": ask, "reply": text, "rejected": rejected})
 
     def _explain(self, e: openai.APIStatusError) -> str:
         if isinstance(e, openai.AuthenticationError):

@@ -42,6 +42,10 @@ class TemplatePrompts:
         text = self.template.format(label=label, context=self.context, **picks)
         return " ".join(text.replace(" ,", ",").split())
 
+    def more(self, label: str, shown: list[str], dropped: list[str], count: int) -> LabelPrompts:
+        """The template's next prompts: prompt i depends on (seed, label, i) alone, so these are reproducible."""
+        return LabelPrompts(label, [self.prompt(label, i) for i in range(len(shown), len(shown) + count)])
+
     def __call__(self, labels: list[str]):
         return per_label(
             lambda label: LabelPrompts(label, [self.prompt(label, i) for i in range(self.num_prompts)]), labels
