@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from odin.errors import UserError
+from odin.errors import ConfigError, UserError
 from odin.hub import require_weights
 
 
@@ -72,19 +72,30 @@ def decide(label: str, scores: np.ndarray, candidates: Sequence[str], threshold:
 class PromptCheck:
     """Drop prompts that are closer to another label of the run than to their own, or below a threshold.
 
-    `label_template` is how a label is written for the encoder: "{label}" for word vectors or a
-    sentence model, "a photo of a {label}" for CLIP's text tower. With word vectors a prompt is the
-    mean of its known words, so a prompt with no known word at all raises UnknownPhraseError.
+    `label_template` is how a label is written for the encoder, with the dataset's `context` word:
+    "a {label} {context}" for word vectors or a sentence model, "a photo of a {label} {context}" for
+    CLIP's text tower. With word vectors a prompt is the mean of its known words, so a prompt with no
+    known word at all raises UnknownPhraseError.
     """
 
-    def __init__(self, encoder: TextEncoder, threshold: float | None = None, label_template: str = "{label}"):
+    def __init__(self, encoder: TextEncoder, threshold: float | None = None, label_template: str = "{label}",
+                 context: str = ""):
         if "{label}" not in label_template:
-            raise ValueError(f"prompt_check.label_template={label_template!r} must contain {{label}}")
-        self.encoder, self.threshold, self.label_template = encoder, threshold, label_template
+            raise ConfigError(f"prompt_check.label_template={label_template!r} must contain {{label}}")
+        try:
+            label_template.format(label="x", context="y")
+        except (KeyError, IndexError, ValueError) as e:
+            raise ConfigError(f"prompt_check.label_template={label_template!r}: bad placeholder {e}; "
+                             "use {label} and {context}") from None
+        self.encoder, self.threshold, self.label_template, self.context = encoder, threshold, label_template, context
+
+    def anchor(self, label: str) -> str:
+        """How `label` is written for the encoder ("a {label} {context}" -> "a four digit")."""
+        return " ".join(self.label_template.format(label=label.replace("_", " "), context=self.context).split())
 
     def __call__(self, prompts: dict[str, list[str]]) -> dict[str, list[Decision]]:
         labels = list(prompts)
-        anchors = self.encoder.embed([self.label_template.format(label=label.replace("_", " ")) for label in labels])
+        anchors = self.encoder.embed([self.anchor(label) for label in labels])
         out = {}
         for label, texts in prompts.items():
             scores = self.encoder.embed(list(texts)) @ anchors.T if texts else np.zeros((0, len(labels)))

@@ -95,6 +95,10 @@ def test_prompt_key_is_unchanged_when_off_and_follows_every_setting_when_on(comp
     p = OmegaConf.to_container(compose(*SMOKE, "prompt_check=word2vec", f"prompt_check.vectors={vectors}"),
                                resolve=True)
     assert keys.prompt_extras(p, ["zero", "one"]) != keys.prompt_extras(p, ["zero", "seven"])  # the other labels
+    assert p["prompt_check"]["context"] == "digit" and p["prompt_check"]["label_template"] == "a {label} {context}"
+    number = OmegaConf.to_container(compose(*SMOKE, "prompt_check=word2vec", f"prompt_check.vectors={vectors}",
+                                            "dataset.context=number"), resolve=True)
+    assert keys.prompt_extras(number, labels) != keys.prompt_extras(p, labels)  # the check's own part holds it
 
 
 def test_replacement_settings_are_in_the_prompt_key_only_when_replacements_are_asked_for(compose, tmp_path):

@@ -167,12 +167,36 @@ def test_diversify_passes_the_ask_through_and_goes_on_with_its_modifiers(check, 
     assert any(r["round"] > 0 for r in air.info["prompt_check"]) and "rotor" not in " ".join(air.prompts)
 
 
-def test_naive_cannot_give_more_and_is_refilled(check):
-    gen = CheckedPrompts(NaivePrompts(template="a photo of {label} {context}", context=OFF, num_prompts=3), check,
+def test_naive_cannot_give_more_and_a_label_left_with_nothing_fails_in_a_short_line(check):
+    gen = CheckedPrompts(NaivePrompts(template="a photo of {label} {context}", context=OFF, num_prompts=100), check,
                          LABELS)
     assert not gen.replace
-    with pytest.raises(FilterError, match="every prompt of label 'airplanes'"):
+    with pytest.raises(FilterError, match="every prompt of label 'airplanes'") as error:
         next(iter(gen(["airplanes"])))
+    message = str(error.value)
+    assert "; and 97 more)" in message and message.count("closer to 'helicopters'") == 3 and len(message) < 800
+
+
+def test_labels_written_with_the_datasets_context(vectors):
+    check = PromptCheck(Embedder(vectors=vectors), label_template="a {label} {context}", context="")
+    assert check.anchor("water_lilly") == "a water lilly"  # no double space when there is no context word
+    assert PromptCheck(check.encoder, label_template="a photo of a {label} {context}", context="digit").anchor(
+        "four") == "a photo of a four digit"
+    with pytest.raises(ValueError, match=r"prompt_check.label_template=.*bad placeholder 'kind'"):
+        PromptCheck(check.encoder, label_template="a {label} {kind}")
+
+
+def test_labels_the_encoder_cannot_tell_apart_are_warned_about(tmp_path, caplog):
+    table = {"four": np.eye(4)[0], "five": np.eye(4)[0] + 0.01, "cat": np.eye(4)[1], "a": np.eye(4)[2]}
+    path = tmp_path / "v.txt"
+    path.write_text("\n".join(["4 4"] + [w + " " + " ".join(f"{x:.4f}" for x in v) for w, v in table.items()]))
+    labels = ["four", "five", "cat"]
+    gen = CheckedPrompts(NaivePrompts(), PromptCheck(Embedder(vectors=str(path)), label_template="a {label}"), labels)
+    with caplog.at_level("WARNING", logger="odin.prompts.checked"):
+        gen.check(labels)
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert "1 label pair(s) are nearly the same" in warning and "'four'~'five' 1.00" in warning
+    assert "cat" not in warning
 
 
 @pytest.mark.parametrize("gives, asks", [([], 1), (["airplanes in the sky"], 5)])

@@ -31,6 +31,7 @@ from odin.prompts import LabelPrompts, PromptGenerator, gives_more
 from odin.prompts.parse import dedup_key
 
 log = logging.getLogger(__name__)
+ALIKE = 0.95  # cosine between two labels' anchors above which the check warns it can hardly tell them apart
 
 
 class CheckedPrompts:
@@ -45,7 +46,16 @@ class CheckedPrompts:
 
     def check(self, labels: list[str]) -> None:
         self.inner.check(labels)
-        self.prompt_check.encoder.embed([label.replace("_", " ") for label in self.labels])  # loads it: fails early
+        anchors = self.prompt_check.encoder.embed([self.prompt_check.anchor(label) for label in self.labels])
+        alike = [(self.labels[i], self.labels[j], float(anchors[i] @ anchors[j]))
+                 for i in range(len(self.labels)) for j in range(i + 1, len(self.labels))
+                 if anchors[i] @ anchors[j] >= ALIKE]
+        if alike:  # word vectors put "four" and "five" at 0.95: every prompt of one may look closer to the other
+            alike.sort(key=lambda pair: -pair[2])
+            pairs = ", ".join(f"'{a}'~'{b}' {sim:.2f}" for a, b, sim in alike[:5])
+            log.warning("prompt check: %d label pair(s) are nearly the same to this encoder (%s%s), so it can hardly "
+                        "tell their prompts apart; a sentence model or CLIP (prompt_check=sentence|clip) separates "
+                        "them better", len(alike), pairs, ", ..." if len(alike) > 5 else "")
 
     def __call__(self, labels: list[str]) -> Iterator[LabelPrompts]:
         failed: dict[str, str] = {}
@@ -88,9 +98,11 @@ class CheckedPrompts:
             if not extra.prompts:  # the generator has nothing more to give (repeats still use up a round)
                 break
         if not kept:
-            reasons = "; ".join(f"'{r['prompt']}': {r['reason']}" for r in records)
-            raise FilterError(f"the prompt check dropped every prompt of label '{label}' ({reasons}). Lower "
-                              "the threshold, or check the label: is it spelt as the other labels are?")
+            reasons = "; ".join(f"'{r['prompt']}': {r['reason']}" for r in records[:3])
+            more = f"; and {len(records) - 3} more" if len(records) > 3 else ""
+            raise FilterError(f"the prompt check dropped every prompt of label '{label}' ({reasons}{more}). Lower "
+                              "prompt_check.threshold, write the labels as the encoder knows them "
+                              "(prompt_check.label_template), or use another encoder")
         kept = kept[:n]
         prompts = [kept[i % len(kept)] for i in range(n)] if self.refill else kept
         first = sum(1 for r in records if r["round"] == 0 and r["kept"])
@@ -116,7 +128,7 @@ def build_prompt_check(node: DictConfig) -> PromptCheck:
         source = {"vectors": node.vectors} if node.kind == "vectors" else {"model": node.model}
         encoder = Embedder(**source, config_key="prompt_check", limit=node.limit, device=node.device,
                            batch_size=node.batch_size)
-    return PromptCheck(encoder, node.threshold, node.label_template)
+    return PromptCheck(encoder, node.threshold, node.label_template, node.context)
 
 
 def wrap_prompter(cfg: DictConfig, prompter: PromptGenerator, labels: list[str]) -> PromptGenerator:
