@@ -93,9 +93,13 @@ class PromptCheck:
         """How `label` is written for the encoder ("a {label} {context}" -> "a four digit")."""
         return " ".join(self.label_template.format(label=label.replace("_", " "), context=self.context).split())
 
+    @functools.lru_cache(maxsize=8)  # noqa: B019 (one check per run): a label set's anchors, embedded once
+    def anchors(self, labels: tuple[str, ...]) -> np.ndarray:
+        return self.encoder.embed([self.anchor(label) for label in labels])
+
     def __call__(self, prompts: dict[str, list[str]]) -> dict[str, list[Decision]]:
         labels = list(prompts)
-        anchors = self.encoder.embed([self.anchor(label) for label in labels])
+        anchors = self.anchors(tuple(labels))
         out = {}
         for label, texts in prompts.items():
             scores = self.encoder.embed(list(texts)) @ anchors.T if texts else np.zeros((0, len(labels)))

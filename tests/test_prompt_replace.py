@@ -231,7 +231,9 @@ def digit_llm(replacement="1. zero on a runway"):
         if asked_for(body) == "replacement":
             return replacement
         label = "zero" if "zero" in body["messages"][0]["content"] else "seven"
-        return f"1. {label} {OFF}\n2. {label} in the sky" if label == "zero" else "1. seven in the sky\n2. seven at sunset"
+        if label == "zero":
+            return f"1. zero {OFF}\n2. zero in the sky"
+        return "1. seven in the sky\n2. seven at sunset"
     return reply
 
 

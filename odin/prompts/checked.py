@@ -46,7 +46,7 @@ class CheckedPrompts:
 
     def check(self, labels: list[str]) -> None:
         self.inner.check(labels)
-        anchors = self.prompt_check.encoder.embed([self.prompt_check.anchor(label) for label in self.labels])
+        anchors = self.prompt_check.anchors(tuple(self.labels))  # loads the encoder: fails early
         alike = [(self.labels[i], self.labels[j], float(anchors[i] @ anchors[j]))
                  for i in range(len(self.labels)) for j in range(i + 1, len(self.labels))
                  if anchors[i] @ anchors[j] >= ALIKE]
