@@ -87,12 +87,12 @@ class CheckedPrompts:
             for prompt, verdict in zip(batch, self.verdicts(label, batch), strict=True):
                 records.append({"prompt": prompt, "round": round_, **verdict.record()})
                 (kept if verdict.kept else dropped).append(prompt)
+                seen.add(dedup_key(prompt))
             if len(kept) >= n or not self.replace or round_ >= self.max_rounds:
                 break
             round_ += 1
             extra = self.inner.more(label, list(shown), list(dropped), n - len(kept))
             shown.extend(extra.prompts)
-            seen.update(dedup_key(p) for p in kept + dropped)
             batch = [p for p in dict.fromkeys(extra.prompts) if dedup_key(p) not in seen]
             asks.append({"round": round_, "asked": n - len(kept), "got": len(batch), **extra.info})
             if not extra.prompts:  # the generator has nothing more to give (repeats still use up a round)

@@ -55,6 +55,25 @@ class PromptError(UserError, RuntimeError):
     pass
 
 
+def reply_text(response) -> str:
+    """The assistant's text of a chat completion ("" when the server sent no choice or no content)."""
+    choices = getattr(response, "choices", None) or []
+    return (choices[0].message.content if choices else None) or ""
+
+
+def usable(text: str, label: str, seen: set[str], rejected: list[str]) -> list[str]:
+    """The reply's prompts that name the label and are new to `seen` (which they join), in order;
+    those that do not name it are appended to `rejected` (the paper's "helicopter" for "airplanes")."""
+    new = []
+    for prompt in parse_prompts(text):
+        if not names_label(prompt, label):
+            rejected.append(prompt)
+        elif dedup_key(prompt) not in seen:
+            seen.add(dedup_key(prompt))
+            new.append(prompt)
+    return new
+
+
 class LLMPrompts:
     def __init__(
         self,
@@ -158,7 +177,7 @@ class LLMPrompts:
         n = self.num_prompts
         messages = self._opening(label)
         query, extra = messages[-1]["content"], self._extra()
-        kept: dict[str, str] = {}  # dedup key -> prompt, in order
+        kept, seen = [], set()  # prompts that name the label, in order; their dedup keys
         replies, rejected, served = [], [], None
         for _ in range(self.max_asks):
             try:
@@ -169,19 +188,14 @@ class LLMPrompts:
                 replies.append(f"<unreadable response: {e}>")
                 continue
             served = getattr(response, "model", None)
-            choices = getattr(response, "choices", None) or []
-            text = (choices[0].message.content if choices else None) or ""
+            text = reply_text(response)
             replies.append(text)
-            for prompt in parse_prompts(text):
-                if not names_label(prompt, label):
-                    rejected.append(prompt)
-                else:
-                    kept.setdefault(dedup_key(prompt), prompt)
+            kept += usable(text, label, seen, rejected)
             if len(kept) >= n:
                 info = {"model": self.model, "served_model": served, "query": query, "replies": replies,
                         "rejected": rejected, "asks": len(replies)}  # fmt: skip
                 log.info("llm prompts: %s: %d prompts in %d ask(s)", label, n, len(replies))
-                return LabelPrompts(label, list(kept.values())[:n], info)
+                return LabelPrompts(label, kept[:n], info)
             followup = self.followup.format(label=label, num_prompts=n, kept=len(kept), missing=n - len(kept))
             messages = [*messages, {"role": "assistant", "content": text}, {"role": "user", "content": followup}]
         raise PromptError(
@@ -206,16 +220,8 @@ class LLMPrompts:
             raise PromptError(f"asking {self.url()} for replacement prompts for '{label}': {e}") from e
         finally:
             client.close()
-        choices = getattr(response, "choices", None) or []
-        text = (choices[0].message.content if choices else None) or ""
-        seen = {dedup_key(p) for p in shown}
-        new, rejected = [], []
-        for prompt in parse_prompts(text):
-            if not names_label(prompt, label):
-                rejected.append(prompt)
-            elif dedup_key(prompt) not in seen:
-                seen.add(dedup_key(prompt))
-                new.append(prompt)
+        text, rejected = reply_text(response), []
+        new = usable(text, label, {dedup_key(p) for p in shown}, rejected)
         log.info("llm prompts: %s: asked for %d replacement(s), got %d", label, count, len(new[:count]))
         return LabelPrompts(label, new[:count], {"ask": ask, "reply": text, "rejected": rejected})
 
