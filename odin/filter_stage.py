@@ -32,8 +32,8 @@ import numpy as np
 from odin import keys
 from odin.files import atomic_write_bytes, atomic_write_json
 from odin.filter import ClipFilter, FilterError, decide
-from odin.logging import scrub
 from odin.prompts import LabelPrompts
+from odin.secrets import scrub
 from odin.store import Folder, Store, Unit, derive_seed, label_slug, open_image
 
 log = logging.getLogger("odin.run")

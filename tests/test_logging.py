@@ -7,7 +7,8 @@ from conftest import ROOT
 from wandb_history import read_run
 
 from odin.cli import run_name
-from odin.logging import WandbLogger, scrub
+from odin.loggers import WandbLogger
+from odin.secrets import scrub
 
 
 def test_scrub_removes_secret_keys_and_values(monkeypatch):
