@@ -13,9 +13,9 @@ import functools
 import numpy as np
 from PIL import Image
 
+from odin.characters import DIGIT_NAMES, label_to_char
 from odin.data import MissingSplitError
 from odin.errors import ConfigError
-from odin.generate.glyph import DIGIT_NAMES, label_to_char
 
 INK_PIXELS = 312  # black pixels in a normalised 32x32 digit (the mean over load_digits)
 BOX_W, BOX_H, FRAME = 20, 32, 32  # NIST stretches the character's box to 20x32 in a 32x32 frame

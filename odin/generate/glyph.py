@@ -3,9 +3,11 @@
 It exists so the whole pipeline runs without a GPU or weights, and it makes the prompt matter
 the way it does for a diffusion model: style words ("handwritten", "bold", "italic", "open
 four", "tilted", "blurry"...) pick the fonts or hand-drawn forms and set the ranges of stroke
-width, slant, rotation, size and blur; the per-image seed draws the variation inside them. A
-prompt without style words (the paper's naive "a photo of one seven digit") gets one plain
-upright font with little variation, so naive prompts give a narrow dataset, as in the paper.
+width, slant, rotation, size and blur; the per-image seed draws the variation inside them.
+A prompt that names no source (no typeface, handwriting or lettering word, like the paper's naive
+"a photo of one seven digit") gets what a diffusion model gives a plain prompt: the seed draws the
+look from the whole repertoire (any font, stroke font or hand-drawn form, stroke width, slant, size,
+now and then light ink on a dark ground), so the variety comes from the seeds, not the words.
 
 Three kinds of source:
   fonts      the TrueType fonts that ship with matplotlib (DejaVu, STIX, Computer Modern)
@@ -28,21 +30,10 @@ import zlib
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
+from odin.characters import DIGIT_NAMES as DIGIT_NAMES  # re-exported: scripts read it from here
+from odin.characters import label_to_char
 from odin.errors import ConfigError
-from odin.generate import Generated
-
-DIGIT_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-
-
-def label_to_char(label: str) -> str | None:
-    """'7', 'seven', 'Seven' -> '7'; a single letter -> itself; anything else -> None."""
-    text = label.strip()
-    if text.lower() in DIGIT_NAMES:
-        return str(DIGIT_NAMES.index(text.lower()))
-    if len(text) == 1 and text.isascii() and text.isalnum():  # "²".isdigit() is True, but no font draws it
-        return text
-    return None
-
+from odin.generate import GeneratedImage
 
 # ---- style words ----------------------------------------------------------------------
 # Style tag <- the prompt words and phrases that ask for it ("|"-separated). Phrases are
@@ -141,7 +132,7 @@ def _ell(cx, cy, rx, ry, a0, a1, n=12):
     return [(cx + rx * np.cos(t), cy - ry * np.sin(t)) for t in a]
 
 
-_C = 1  # a third coordinate marks a sharp corner; between corners the pen moves in a smooth curve
+CORNER = 1  # a third coordinate marks a sharp corner; between corners the pen moves in a smooth curve
 # Hand-drawn digit skeletons in a unit box (x right, y down): form name -> (tags, strokes).
 # These are the forms people write and fonts lack; the tags are what the prompt can ask for.
 # fmt: off
@@ -153,38 +144,38 @@ FORMS = {
     },
     "1": {
         "stick": ({"straight"}, [[(0.5, 0.0), (0.5, 1.0)]]),
-        "flag": ({"flag"}, [[(0.25, 0.22), (0.55, 0.0, _C), (0.55, 1.0)]]),
-        "longflag": ({"longflag"}, [[(0.0, 0.45), (0.62, 0.0, _C), (0.62, 1.0)]]),
-        "base": ({"base", "flag"}, [[(0.25, 0.22), (0.55, 0.0, _C), (0.55, 1.0)], [(0.15, 1.0), (0.95, 1.0)]]),
+        "flag": ({"flag"}, [[(0.25, 0.22), (0.55, 0.0, CORNER), (0.55, 1.0)]]),
+        "longflag": ({"longflag"}, [[(0.0, 0.45), (0.62, 0.0, CORNER), (0.62, 1.0)]]),
+        "base": ({"base", "flag"}, [[(0.25, 0.22), (0.55, 0.0, CORNER), (0.55, 1.0)], [(0.15, 1.0), (0.95, 1.0)]]),
     },
     "2": {
         "plain": ({"round"}, [[(0.08, 0.28), (0.3, 0.03), (0.7, 0.03), (0.92, 0.28), (0.75, 0.55),
-                               (0.05, 1.0, _C), (0.98, 1.0)]]),
+                               (0.05, 1.0, CORNER), (0.98, 1.0)]]),
         "loop": ({"loop"}, [[(0.08, 0.28), (0.3, 0.03), (0.7, 0.03), (0.92, 0.28), (0.75, 0.55), (0.3, 0.85),
                              (0.08, 0.98), (0.05, 0.86), (0.2, 0.8), (0.35, 0.94), (0.6, 1.0), (0.98, 0.96)]]),
         "angular": ({"flat", "straight"}, [[(0.05, 0.22), (0.4, 0.0), (0.82, 0.08), (0.9, 0.3),
-                                           (0.05, 1.0, _C), (0.98, 1.0)]]),
+                                           (0.05, 1.0, CORNER), (0.98, 1.0)]]),
     },
     "3": {
-        "round": ({"round", "curved"}, [[(0.1, 0.15), (0.45, 0.0), (0.85, 0.12), (0.85, 0.35), (0.4, 0.48, _C),
+        "round": ({"round", "curved"}, [[(0.1, 0.15), (0.45, 0.0), (0.85, 0.12), (0.85, 0.35), (0.4, 0.48, CORNER),
                                          (0.85, 0.6), (0.95, 0.82), (0.6, 1.0), (0.25, 1.0), (0.03, 0.85)]]),
-        "flat": ({"flat", "straight"}, [[(0.08, 0.0), (0.9, 0.0, _C), (0.4, 0.42, _C), (0.8, 0.52),
+        "flat": ({"flat", "straight"}, [[(0.08, 0.0), (0.9, 0.0, CORNER), (0.4, 0.42, CORNER), (0.8, 0.52),
                                          (0.95, 0.78), (0.6, 1.0), (0.25, 1.0), (0.03, 0.85)]]),
         "loop": ({"loop"}, [[(0.1, 0.15), (0.45, 0.0), (0.85, 0.12), (0.8, 0.38), (0.45, 0.48), (0.35, 0.44),
                              (0.45, 0.42), (0.85, 0.6), (0.95, 0.82), (0.6, 1.0), (0.25, 1.0), (0.03, 0.85)]]),
     },
     "4": {
-        "closed": ({"closed"}, [[(0.7, 1.0), (0.7, 0.0, _C), (0.0, 0.7, _C), (1.0, 0.7)]]),
-        "open": ({"open", "straight"}, [[(0.12, 0.0), (0.05, 0.65, _C), (0.98, 0.65)],
+        "closed": ({"closed"}, [[(0.7, 1.0), (0.7, 0.0, CORNER), (0.0, 0.7, CORNER), (1.0, 0.7)]]),
+        "open": ({"open", "straight"}, [[(0.12, 0.0), (0.05, 0.65, CORNER), (0.98, 0.65)],
                                         [(0.72, 0.05), (0.72, 1.0)]]),
-        "open_slanted": ({"open"}, [[(0.42, 0.0), (0.0, 0.65, _C), (0.98, 0.62)], [(0.75, 0.15), (0.7, 1.0)]]),
+        "open_slanted": ({"open"}, [[(0.42, 0.0), (0.0, 0.65, CORNER), (0.98, 0.62)], [(0.75, 0.15), (0.7, 1.0)]]),
     },
     "5": {
-        "flag": ({"flag", "flat"}, [[(0.2, 0.04), (0.15, 0.45, _C), (0.5, 0.38), (0.85, 0.52), (0.9, 0.78),
+        "flag": ({"flag", "flat"}, [[(0.2, 0.04), (0.15, 0.45, CORNER), (0.5, 0.38), (0.85, 0.52), (0.9, 0.78),
                                      (0.6, 0.98), (0.25, 1.0), (0.02, 0.85)], [(0.25, 0.0), (0.95, -0.02)]]),
-        "joined": ({"straight", "closed"}, [[(0.95, 0.0), (0.22, 0.02, _C), (0.15, 0.45, _C), (0.5, 0.38),
+        "joined": ({"straight", "closed"}, [[(0.95, 0.0), (0.22, 0.02, CORNER), (0.15, 0.45, CORNER), (0.5, 0.38),
                                              (0.85, 0.52), (0.9, 0.78), (0.6, 0.98), (0.25, 1.0), (0.02, 0.85)]]),
-        "round": ({"round", "curved"}, [[(0.92, 0.0), (0.35, 0.02), (0.2, 0.15), (0.18, 0.45, _C), (0.6, 0.4),
+        "round": ({"round", "curved"}, [[(0.92, 0.0), (0.35, 0.02), (0.2, 0.15), (0.18, 0.45, CORNER), (0.6, 0.4),
                                          (0.92, 0.65), (0.75, 0.95), (0.35, 1.0), (0.05, 0.88)]]),
     },
     "6": {
@@ -199,12 +190,12 @@ FORMS = {
                                   (0.92, 0.75), (0.75, 0.55), (0.5, 0.52)]]),
     },
     "7": {
-        "plain": ({"straight"}, [[(0.02, 0.02), (0.97, 0.0, _C), (0.35, 1.0)]]),
-        "crossed": ({"crossed"}, [[(0.02, 0.02), (0.97, 0.0, _C), (0.35, 1.0)], [(0.22, 0.52), (0.85, 0.5)]]),
-        "curved": ({"curved", "round"}, [[(0.02, 0.02), (0.97, 0.0, _C), (0.7, 0.35), (0.5, 0.7), (0.45, 1.0)]]),
-        "crossed_curved": ({"crossed", "curved"}, [[(0.02, 0.02), (0.97, 0.0, _C), (0.7, 0.35), (0.5, 0.7),
+        "plain": ({"straight"}, [[(0.02, 0.02), (0.97, 0.0, CORNER), (0.35, 1.0)]]),
+        "crossed": ({"crossed"}, [[(0.02, 0.02), (0.97, 0.0, CORNER), (0.35, 1.0)], [(0.22, 0.52), (0.85, 0.5)]]),
+        "curved": ({"curved", "round"}, [[(0.02, 0.02), (0.97, 0.0, CORNER), (0.7, 0.35), (0.5, 0.7), (0.45, 1.0)]]),
+        "crossed_curved": ({"crossed", "curved"}, [[(0.02, 0.02), (0.97, 0.0, CORNER), (0.7, 0.35), (0.5, 0.7),
                                                     (0.45, 1.0)], [(0.3, 0.5), (0.9, 0.47)]]),
-        "hook": ({"flag"}, [[(0.02, 0.2), (0.05, 0.0, _C), (0.97, 0.02, _C), (0.4, 1.0)]]),
+        "hook": ({"flag"}, [[(0.02, 0.2), (0.05, 0.0, CORNER), (0.97, 0.02, CORNER), (0.4, 1.0)]]),
     },
     "8": {
         "stacked": ({"round", "closed"}, [_ell(0.5, 0.25, 0.34, 0.25, 270, 640, 12),
@@ -214,14 +205,18 @@ FORMS = {
                                          (0.5, 0.48), (0.75, 0.35), (0.78, 0.15), (0.65, 0.03)]]),
     },
     "9": {
-        "straight": ({"straight"}, [_ell(0.45, 0.28, 0.42, 0.28, 0, 360, 12)[:-1] + [(0.87, 0.28, _C), (0.84, 1.0)]]),
+        "straight": ({"straight"}, [_ell(0.45, 0.28, 0.42, 0.28, 0, 360, 12)[:-1]
+                                    + [(0.87, 0.28, CORNER), (0.84, 1.0)]]),
         "curved": ({"curved", "round"}, [_ell(0.45, 0.28, 0.42, 0.28, 0, 360, 12)[:-1]
-                                         + [(0.87, 0.28, _C), (0.84, 0.7), (0.6, 0.97), (0.22, 0.92)]]),
+                                         + [(0.87, 0.28, CORNER), (0.84, 0.7), (0.6, 0.97), (0.22, 0.92)]]),
         "closed": ({"closed", "loop"}, [_ell(0.45, 0.3, 0.42, 0.3, -10, 360, 13) + [(0.85, 0.6), (0.7, 1.0)]]),
         "open": ({"open"}, [_ell(0.47, 0.3, 0.4, 0.28, 40, 330, 10), [(0.88, 0.02), (0.86, 0.5), (0.8, 1.0)]]),
     },
 }
 # fmt: on
+# The share of images a prompt without a source word draws light on dark: a diffusion model's plain
+# "a photo of one seven digit" shows signs, screens and boards as well as paper.
+LIGHT_ON_DARK = 0.2
 HAND_ASPECT = 0.62  # skeletons are drawn in a unit box; handwritten digits are about this wide
 
 
@@ -322,7 +317,7 @@ def _wobble(rng, pts: np.ndarray, amount: float) -> np.ndarray:
 class GlyphGenerator:
     """Offline text-to-image for digit and letter labels; see the module docstring."""
 
-    cache_version = 1  # bump whenever the same (label, prompt, seed) starts to draw another image
+    cache_version = 2  # bump whenever the same (label, prompt, seed) starts to draw another image
 
     def __init__(self, size: int = 64, images_per_prompt: int = 20, batch_size: int = 64, prompts_per_label: int = 100):
         # prompts_per_label is read by the prompt config (prompt.num_prompts), not here
@@ -341,7 +336,8 @@ class GlyphGenerator:
     def check_heatmaps(self, prompts: dict[str, list[str]]) -> None:
         """Any prompt works: the heatmap is the ink, and the ink is always the label's character."""
 
-    def __call__(self, label: str, prompts: list[str], seeds: list[int], heatmaps: bool = False) -> list[Generated]:
+    def __call__(self, label: str, prompts: list[str], seeds: list[int],
+                 heatmaps: bool = False) -> list[GeneratedImage]:
         if len(prompts) != len(seeds):
             raise ConfigError(f"glyph got {len(prompts)} prompts but {len(seeds)} seeds")
         self.check([label])
@@ -352,18 +348,22 @@ class GlyphGenerator:
         return out
 
     # -- one image --
-    def params(self, styles: set[str], hand: bool) -> dict:
-        """Ranges the seed draws from. No style words: a narrow, upright, plain range."""
+    def params(self, styles: set[str], hand: bool, varied: bool = False) -> dict:
+        """Ranges the seed draws from. Style words without a source word ("tilted", "blurry") narrow
+        one range each around an upright, plain glyph; `varied` (the prompt names no source) opens
+        every range, as a diffusion model's seed does for a plain prompt."""
         slight = 0.5 if "slight" in styles else 1.0
         p = {
             "rotate": 3.0, "shear": (-0.04, 0.04), "aspect": (0.93, 1.07), "height": (0.6, 0.72),
             "position": 0.15, "width": (0.07, 0.11), "jitter": 0.02, "wobble": 0.045, "blur": (0.0, 0.0),
             "ink": (10, 50), "paper": (215, 250), "noise": 2.0,
         }  # fmt: skip
-        if styles or hand:  # any style at all: the glyph may sit anywhere, at any size
+        if styles or hand or varied:  # any style at all: the glyph may sit anywhere, at any size
             p.update(height=(0.5, 0.8), position=0.5)
-        if hand:  # people slant, tilt and stretch their digits
+        if hand or varied:  # people slant, tilt and stretch their digits
             p.update(shear=(-0.15, 0.3), aspect=(0.8, 1.2), rotate=10.0)
+        if varied:  # from hairline to marker
+            p.update(width=(0.05, 0.17))
         for word, key, value in [
             ("tilted", "rotate", 20.0 * slight), ("italic", "shear", (0.15 * slight, 0.4 * slight)),
             ("back", "shear", (-0.35 * slight, -0.12 * slight)), ("narrow", "aspect", (0.55, 0.8)),
@@ -396,9 +396,16 @@ class GlyphGenerator:
             fonts = [("font", n) for n, tags in FONTS.items() if typeface <= tags]
             fonts += [("hershey", n) for n, tags in HERSHEY.items() if typeface <= tags and "mono" not in typeface]
             out += fonts or [("font", n) for n in FONTS]
-        return out or [("font", "DejaVuSans")]  # no style words: the one plain font
+        return out  # empty: the prompt names no source (see repertoire)
 
-    def draw(self, label: str, prompt: str, seed: int, heatmap: bool = False) -> Generated:
+    def repertoire(self, char: str) -> dict[str, list[str]]:
+        """Every source that can draw the character, by kind: what a prompt naming none draws from."""
+        kinds = {"font": list(FONTS), "hershey": list(HERSHEY)}
+        if char in FORMS:
+            kinds["hand"] = list(FORMS[char])
+        return kinds
+
+    def draw(self, label: str, prompt: str, seed: int, heatmap: bool = False) -> GeneratedImage:
         char = label_to_char(str(label))
         if char is None:
             self.check([label])
@@ -407,8 +414,13 @@ class GlyphGenerator:
         if char not in FORMS:
             forms = set()  # form words are about digits; for a letter they mean nothing
         sources = self.sources(char, styles, forms)
-        kind, name = sources[rng.integers(len(sources))]
-        p = self.params(styles, hand=kind == "hand" or "hand" in styles)
+        if sources:
+            kind, name = sources[rng.integers(len(sources))]
+        else:  # the seed picks the kind first, so each kind is as likely however many fonts there are
+            kinds = self.repertoire(char)
+            kind = sorted(kinds)[rng.integers(len(kinds))]
+            name = kinds[kind][rng.integers(len(kinds[kind]))]
+        p = self.params(styles, hand=kind == "hand" or "hand" in styles, varied=not sources)
         p["height"] = rng.uniform(*p["height"])  # drawn here: _affine takes one height
         canvas = 2 * self.size  # drawn at twice the size and reduced: smooth edges
         width = rng.uniform(*p["width"])
@@ -460,9 +472,11 @@ class GlyphGenerator:
         # Ink on paper, with a little sensor noise: a photo of a written character.
         m = np.asarray(mask, dtype=np.float32) / 255
         paper, ink = rng.uniform(*p["paper"]), rng.uniform(*p["ink"])
+        if not sources and rng.random() < LIGHT_ON_DARK:  # a lit sign, chalk on a board, a screen
+            paper, ink = ink, paper
         img = paper - (paper - ink) * m + rng.normal(0, p["noise"], m.shape)
         image = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "L")
         # The exact ink mask as the heatmap: every pixel the character covers at all. Binary, so any
         # threshold (a fraction of the maximum or Otsu) gives this mask and its box.
         ink = (m > 0).astype(np.float32) if heatmap else None
-        return Generated(image, {"font": f"{kind}:{name}", "styles": sorted(styles | forms)}, ink)
+        return GeneratedImage(image, {"font": f"{kind}:{name}", "styles": sorted(styles | forms)}, ink)
