@@ -38,6 +38,9 @@ class NoLogger:
     def log_epoch(self, row: dict) -> None:
         pass
 
+    def log_history(self, rows: list[dict], cached: bool = True) -> None:
+        pass
+
     def log_image(self, key: str, path: Path, caption: str = "") -> None:
         pass
 
@@ -69,15 +72,25 @@ class WandbLogger(NoLogger):
         # Per-epoch metrics on their own axis: images and tables logged between epochs take W&B
         # steps of their own, and must not push an epoch's row out of order (W&B drops those).
         self.run.define_metric("epoch")
-        self.run.define_metric("train/*", step_metric="epoch")
-        self.run.define_metric("test/*", step_metric="epoch")
+        for section in ("train", "val", "test"):
+            self.run.define_metric(f"{section}/*", step_metric="epoch")
 
     def log(self, metrics: dict) -> None:
         self.run.log(metrics)
 
     def log_epoch(self, row: dict) -> None:
-        self.run.log({"epoch": row["epoch"], "train/loss": row["train_loss"],
-                      **{f"test/{k}": v for k, v in row.items() if k in ("top1", "top3")}})
+        self.run.log({**epoch_metrics(row), "train/cached": 0})
+
+    def log_history(self, rows: list[dict], cached: bool = True) -> None:
+        """Epochs this process did not train (read back from a checkpoint), so that a cached or resumed
+        training has the same curves as one trained here; `train/cached` = 1 marks them. A W&B run that
+        resumes (a requeued job) already holds the epochs it logged before: those are not sent twice."""
+        done = self.run.summary.get("epoch", 0) if self.run.resumed else 0
+        for row in rows:
+            if row["epoch"] > done:
+                self.run.log({**epoch_metrics(row), "train/cached": int(cached)})
+        if cached and rows:
+            self.run.summary["train/cached_epochs"] = len(rows)
 
     def log_image(self, key: str, path: Path, caption: str = "") -> None:
         import wandb
@@ -95,3 +108,15 @@ class WandbLogger(NoLogger):
         self.run.summary.update(summary)
         self.run.finish(exit_code=1 if failed else 0)
         self.run = None
+
+
+def epoch_metrics(row: dict) -> dict:
+    """A training history row (odin/train.py) as W&B keys on the epoch axis: `train_loss` -> train/loss,
+    `val_top1` (held-out generated images) -> val/top1, the test scores (top1, top3, seen/unseen) -> test/*."""
+    out = {"epoch": row["epoch"]}
+    for key, value in row.items():
+        if key == "epoch" or not isinstance(value, int | float):
+            continue
+        section, _, name = key.partition("_")
+        out[f"{section}/{name}" if section in ("train", "val") else f"test/{key}"] = value
+    return out

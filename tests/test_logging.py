@@ -52,6 +52,44 @@ def test_wandb_history_has_every_epoch_and_the_run_is_named_after_its_overrides(
     assert wandb["name"] == "experiment=smoke train.epochs=3 post=salt" and wandb["exit_code"] == 0
 
 
+def test_every_epoch_metric_reaches_wandb_and_read_back_epochs_are_marked_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    logger = WandbLogger(project="odin-test")
+    logger.start({}, tmp_path, name="t")
+    rows = [{"epoch": e, "train_loss": 1.0 / e, "top1": 10.0 * e, "top3": 30.0 + e, "val_top1": 20.0 + e}
+            for e in (1, 2, 3)]
+    logger.log_history(rows[:2], cached=True)  # epochs read back from a checkpoint ...
+    logger.log_epoch({**rows[2], "seen_top1": 40.0})  # ... then one trained here
+    logger.finish({"top1": 30.0})
+    history = [row for row in read_run(tmp_path)["history"] if "epoch" in row]
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    assert [row["val/top1"] for row in history] == [21.0, 22.0, 23.0]  # held-out generated accuracy
+    assert [row["train/cached"] for row in history] == [1, 1, 0]
+    assert history[2]["test/seen_top1"] == 40.0 and history[0]["train/loss"] == 1.0
+
+
+def test_a_training_read_from_the_cache_logs_its_history_to_wandb(tmp_path):
+    """The second run trains nothing (`training.status: cached`); its W&B run still has every epoch's
+    curves, each marked `train/cached`, and the held-out generated accuracy as val/top1."""
+    def run(name):
+        args = ["experiment=smoke", "logger=wandb", "train.epochs=2", "train.holdout=0.5",
+                f"paths.store={tmp_path / 'store'}", f"hydra.run.dir={tmp_path / name}"]
+        done = subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return json.loads((tmp_path / name / "metrics.json").read_text()), read_run(tmp_path / name)
+
+    first, first_wandb = run("first")
+    second, second_wandb = run("second")
+    assert (first["training"]["status"], second["training"]["status"]) == ("trained", "cached")
+    for metrics, wandb, cached in ((first, first_wandb, 0), (second, second_wandb, 1)):
+        epochs = [row for row in wandb["history"] if "epoch" in row]
+        assert [row["epoch"] for row in epochs] == [1, 2]
+        assert [row["test/top1"] for row in epochs] == [h["top1"] for h in metrics["history"]]
+        assert [row["val/top1"] for row in epochs] == [h["val_top1"] for h in metrics["history"]]
+        assert {row["train/cached"] for row in epochs} == {cached}
+
+
 def test_run_name_keeps_what_distinguishes_runs():
     assert run_name(["post=salt", "paths.store=/x", "hydra.run.dir=/y", "logger=wandb", "model=resnext"],
                     default="digits") == "post=salt model=resnext"
