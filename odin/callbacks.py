@@ -46,7 +46,10 @@ class SweepReport(Callback):
         from odin import tables
         from odin.report import sweep_report
 
-        values = self.values or [headline(tables.collect(sweep_dir))]
+        records = tables.collect(sweep_dir)
+        if not self.values and tasks(records) == {"formulate"}:  # datasets, not scores: no metric to tabulate
+            return formulate_table(sweep_dir, records, self.rows)
+        values = self.values or [headline(records)]
         parts = []
         for value in values:
             name = "table" if len(values) == 1 else f"table_{value.replace('.', '_')}"
@@ -67,6 +70,47 @@ def headline(records: list[dict]) -> str:
         if any(r["metrics"] is not None and lookup(r, key) is not None for r in records):
             return key
     return HEADLINES[0]
+
+
+def tasks(records: list[dict]) -> set[str]:
+    """The tasks a sweep's jobs ran: from metrics.json, or Hydra's choices for a job that left none."""
+    return {str((r["metrics"] or {}).get("task") or r["choices"].get("task")) for r in records}
+
+
+def formulate_table(sweep_dir: Path, records: list[dict], rows: list[str] | None = None) -> str:
+    """A task=formulate sweep: each job's dataset folder and how many images it holds (its metadata.jsonl rows),
+    as table.md and table.csv in the sweep dir; the Markdown and the paths are returned."""
+    import csv
+
+    from odin.tables import JOB, lookup, varying_keys
+
+    keys = rows or varying_keys(records)[:3] or [JOB]
+    table = []
+    for record in records:
+        folder = (record["metrics"] or {}).get("dataset")
+        if isinstance(folder, dict):
+            folder = folder.get("path") or folder.get("folder")
+        images, where = "missing", "missing"
+        if folder and (Path(folder) / "metadata.jsonl").is_file():
+            with open(Path(folder) / "metadata.jsonl", "rb") as f:
+                images = str(sum(1 for line in f if line.strip()))
+            where = _relative(Path(folder), sweep_dir)
+        table.append([*(str(lookup(record, k)) for k in keys), images, where])
+    head = [*keys, "images", "dataset"]
+    markdown = "\n".join("| " + " | ".join(row) + " |" for row in [head, ["---"] * len(head), *table]) + "\n" + (
+        "\nimages: rows of the exported dataset's metadata.jsonl; dataset: its folder (relative to the sweep dir); "
+        "missing: the job left no dataset (failed or unfinished)\n")
+    (sweep_dir / "table.md").write_text(f"# {sweep_dir.name}: datasets\n\n{markdown}")
+    with (sweep_dir / "table.csv").open("w", newline="") as f:
+        csv.writer(f).writerows([head, *table])
+    return f"== datasets ({sweep_dir}) ==\n{markdown}written: {sweep_dir / 'table.md'}, {sweep_dir / 'table.csv'}"
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def kept_columns(table, best: str, keep: list[str]):

@@ -62,3 +62,29 @@ def test_a_local_sweep_ends_with_its_table_and_each_job_has_report_md(tmp_path):
         report = (tmp_path / "sweep" / job / "report.md").read_text()
         top1 = json.loads((tmp_path / "sweep" / job / "metrics.json").read_text())["top1"]
         assert f"**top-1 {top1:.2f}%**" in report
+
+
+def test_a_formulate_sweep_lists_its_datasets_and_calls_no_job_failed(tmp_path):
+    sweep = tmp_path / "sweep"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), "-m", "task=formulate", "post=none,salt", "experiment=smoke",
+         "logger=none", f"paths.store={tmp_path / 'store'}", f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = done.stdout[done.stdout.index("== datasets"):]
+    assert "| post | images | dataset |" in table
+    assert "| none | 24 | 0/dataset |" in table and "| salt | 24 | 1/dataset |" in table
+    assert "| missing" not in table and "top1" not in table
+    assert (sweep / "table.csv").read_text().splitlines()[1] == "none,24,0/dataset"
+
+
+def test_a_formulate_job_without_a_dataset_is_missing(tmp_path):
+    sweep = tmp_path / "sweep"
+    (sweep / "0" / "dataset").mkdir(parents=True)
+    (sweep / "0" / "dataset" / "metadata.jsonl").write_text('{"file_name": "a/0.png"}\n{"file_name": "a/1.png"}\n')
+    _job(sweep, "0", ["task=formulate", "post=none"], {"task": "formulate", "dataset": str(sweep / "0" / "dataset")})
+    _job(sweep, "1", ["task=formulate", "post=salt"], None)
+    (sweep / "1" / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"runtime": {"choices": {
+        "task": "formulate", "post": "salt"}}}}))
+    printed = SweepReport().report(sweep)
+    assert "| none | 2 | 0/dataset |" in printed and "| salt | missing | missing |" in printed
