@@ -109,8 +109,8 @@ def write_run_report(run_dir: str | Path, metrics: dict, config_summary: dict) -
     lines = [f"# Run {run_dir.name}", ""]
     if "top1" in metrics:
         lines += [f"**top-1 {metrics['top1']:.2f}%**, top-3 {metrics.get('top3', float('nan')):.2f}% "
-                  f"(best epoch {metrics.get('best_epoch', '?')}) on {metrics.get('test_images', '?')} real test "
-                  f"images, trained on {metrics.get('train_images', '?')} generated images.", ""]
+                  f"(best epoch {metrics.get('best_epoch', '?')}) on {_count(metrics.get('test_images'))} real test "
+                  f"images, trained on {trained_on(metrics.get('train_images'))}.", ""]
     lines += ["## Config", "", *_key_value_table(config_summary), "", "## Metrics", "",
               *_key_value_table(metrics), ""]
     figures = [f for f in ("samples.png", "curves.png") if (run_dir / f).exists()]
@@ -119,6 +119,20 @@ def write_run_report(run_dir: str | Path, metrics: dict, config_summary: dict) -
     out = run_dir / "report.md"
     out.write_text("\n".join(lines))
     return out
+
+
+def trained_on(images) -> str:
+    """metrics.json's train_images ({"generated", "real", "held_out"}, or a plain count) as a phrase."""
+    if not isinstance(images, dict):
+        return f"{_count(images)} generated images"
+    generated, real, held = (images.get(k, 0) for k in ("generated", "real", "held_out"))
+    parts = [f"{_count(n)} {kind}" for n, kind in ((real, "real"), (generated, "generated")) if n]
+    text = f"{' and '.join(parts) or 'no'} images" + ("" if real else " only")
+    return text + (f" ({_count(held)} more generated ones held out to choose an epoch)" if held else "")
+
+
+def _count(n) -> str:
+    return f"{n:,}" if isinstance(n, int) else "?"
 
 
 def _key_value_table(data: dict) -> list[str]:

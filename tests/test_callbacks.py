@@ -62,6 +62,7 @@ def test_a_local_sweep_ends_with_its_table_and_each_job_has_report_md(tmp_path):
         report = (tmp_path / "sweep" / job / "report.md").read_text()
         top1 = json.loads((tmp_path / "sweep" / job / "metrics.json").read_text())["top1"]
         assert f"**top-1 {top1:.2f}%**" in report
+        assert "on 539 real test images, trained on 24 generated images only." in report, report[:500]
 
 
 def test_a_formulate_sweep_lists_its_datasets_and_calls_no_job_failed(tmp_path):
