@@ -148,12 +148,14 @@ class LLMPrompts:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             client.close()
-        if failed:
+        if failed:  # each label's own reason: too few usable prompts, a timeout, a refusal
             lines = [f"  {label}: {why}" for label, why in list(failed.items())[:10]]
             more = [f"  ... and {len(failed) - 10} more"] if len(failed) > 10 else []
+            done = len(futures) - len(failed)
+            cached = f" (the prompts of the other {done} are cached: a rerun asks only for these)" if done else ""
             raise PromptError(
-                f"no prompts for {len(failed)} of {len(futures)} labels (the others are cached):\n"
-                + "\n".join(lines + more)
+                f"asking {self.model} at {self.url()} for prompts failed for {len(failed)} of {len(futures)} "
+                f"label{'s' if len(futures) > 1 else ''}{cached}:\n" + "\n".join(lines + more)
             )
 
     def _client(self) -> openai.OpenAI:
