@@ -16,4 +16,6 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
+    from odin.cli import main as clean_errors  # Hydra's own errors as one line, secrets masked on the console
+
+    clean_errors(main)

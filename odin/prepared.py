@@ -6,7 +6,10 @@ and kept as a float32 array (C x size x size, not yet normalised) under
 `prepared/<key>/<image file>.npy`, where the key holds the image folder's key, the dataset config
 (its acquisition) and the model's preprocessing. A run, a rerun and every job of a sweep over
 training settings then read arrays; the numbers are the same bytes a fresh preparation gives. A
-missing or damaged array is prepared again.
+missing or damaged array (a bad header, another shape or type, values that are not finite) is
+prepared again; the image is checked against its record's sha256 as it is read for preparing.
+Arrays are written without a lock (two jobs prepare the same bytes), so a killed writer's temp file
+is removed by the next run that prepares into its folder.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from odin.files import atomic_write
+from odin.files import atomic_write, remove_stale_temps_in
 from odin.keys import config_hash
 
 log = logging.getLogger(__name__)
@@ -31,24 +34,28 @@ def prepared_loaders(store_root: Path, folder, rows: list[dict], dataset, datase
     """One loader per row: it returns the row's image prepared (from the store, or made and kept)."""
     key = config_hash(folder.key, dataset_cfg, dataclasses.asdict(prep), channels, PREPARED_VERSION)
     base = Path(store_root) / "prepared" / key
+    for folder_of_label in {(base / row["file_name"]).parent for row in rows}:
+        remove_stale_temps_in(folder_of_label)
     return [functools.partial(load_or_prepare, base / f"{row['file_name']}.npy", folder.path / row["file_name"],
-                              dataset, prep, channels) for row in rows]
+                              dataset, prep, channels, row.get("sha256")) for row in rows]
 
 
-def load_or_prepare(cache: Path, source: Path, dataset, prep, channels: int) -> np.ndarray:
+def load_or_prepare(cache: Path, source: Path, dataset, prep, channels: int, sha256: str | None = None) -> np.ndarray:
     shape = (channels, prep.size, prep.size)
     if cache.exists():
         try:
             x = np.load(cache, allow_pickle=False)
-            if x.shape == shape and x.dtype == np.float32:
-                return x
-            raise ValueError(f"shape {x.shape} {x.dtype}, expected {shape} float32")
+            if x.shape != shape or x.dtype != np.float32:
+                raise ValueError(f"shape {x.shape} {x.dtype}, expected {shape} float32")
+            if not np.isfinite(x).all():  # NaN or inf would train as NaN loss without a word
+                raise ValueError(f"{int((~np.isfinite(x)).sum())} values are not finite")
+            return x
         except (ValueError, OSError, EOFError) as error:
             log.warning("prepared image %s is damaged (%s): preparing it again", cache, error)
     from odin.store import open_image
     from odin.train import ImageItems
 
-    x = ImageItems.for_model([], channels, prep).shape(dataset.acquire(open_image(source))).numpy()
+    x = ImageItems.for_model([], channels, prep).shape(dataset.acquire(open_image(source, sha256))).numpy()
 
     def save(tmp: Path) -> None:
         with open(tmp, "wb") as f:  # a file object: np.save would add ".npy" to a temp file's name

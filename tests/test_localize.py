@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from tiny_sd import build_tiny_sd, write_tokenizer_files
 
+from odin.errors import UserError
 from odin.localize.attention import (
     AttentionHeatmaps,
     LabelNotInPromptError,
@@ -363,7 +364,7 @@ def test_yolo_export_writes_normalised_boxes_beside_the_images(tmp_path):
 def test_missing_heatmap_says_how_to_make_it(tmp_path):
     rows, _ = glyph_folder(tmp_path)
     heatmap_path(tmp_path / rows[1]["file_name"]).unlink()
-    with pytest.raises(FileNotFoundError, match="p000_i001.png was made without a heatmap.*localize=attention"):
+    with pytest.raises(UserError, match="p000_i001.png was made without a heatmap.*localize=attention"):
         masks_for(tmp_path, rows)
 
 

@@ -11,11 +11,13 @@ which pick up every .png in a class folder; 8 bits are plenty for a smooth map t
 from __future__ import annotations
 
 import io
+import zipfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from odin.errors import UserError
 from odin.files import atomic_write_bytes
 
 HEATMAP_SUFFIX = ".heat.npz"
@@ -105,6 +107,13 @@ def save_heatmap(path: str | Path, heat: np.ndarray) -> Path:
 
 
 def load_heatmap(path: str | Path) -> np.ndarray:
-    """The heatmap as float32 in [0, 1] (within 1/510 of what was saved)."""
-    with np.load(path) as data:
-        return data["heat"].astype(np.float32) / 255
+    """The heatmap as float32 in [0, 1] (within 1/510 of what was saved); a damaged file is an error naming it."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            heat = data["heat"]
+            if heat.ndim != 2 or heat.dtype != np.uint8:
+                raise ValueError(f"a {heat.dtype} array of shape {heat.shape}, not a uint8 map")
+            return heat.astype(np.float32) / 255
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, AttributeError) as error:
+        raise UserError(f"heatmap {path} cannot be read ({type(error).__name__}: {error}): it is a damaged cache "
+                        "entry. Delete it and run again: the store makes what is missing.") from error

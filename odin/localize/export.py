@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from odin.errors import UserError
 from odin.files import atomic_write_bytes
 from odin.localize.boxes import heatmap_path, heatmap_to_mask, load_heatmap, mask_to_box
 
@@ -24,14 +25,15 @@ def masks_for(root: str | Path, rows: list[dict], threshold: float | str = 0.4) 
     for row in rows:
         path = heatmap_path(root / row["file_name"])
         if not path.exists():
-            raise FileNotFoundError(
+            raise UserError(
                 f"{path} is missing: image {row['file_name']} was made without a heatmap. Rerun the "
                 "generation with localization on (localize=attention) to make the missing heatmaps."
             )
         heat = load_heatmap(path)
         with Image.open(root / row["file_name"]) as im:  # reads the header only
             if heat.shape != (im.height, im.width):
-                raise ValueError(f"{path}: heatmap {heat.shape} but image {im.height}x{im.width}")
+                raise UserError(f"{path}: heatmap {heat.shape} but image {im.height}x{im.width}: it is a damaged "
+                                "cache entry. Delete it and run again: the store makes what is missing.")
         masks.append(heatmap_to_mask(heat, threshold))
     return masks
 
