@@ -116,3 +116,24 @@ def test_a_scene_is_resized_and_tone_mapped():
 def test_apply_to_test_is_refused():
     with pytest.raises(ValueError, match="apply_to_test"):
         MatchPost(apply_to_test=True).check()
+
+
+def test_choose_learns_from_the_training_split_with_its_labels_unused(tmp_path, glyphs):
+    """post=match in a run: the folder's training share is read as images; the test images are not."""
+    from types import SimpleNamespace
+
+    from odin.data.folder import FolderDataset
+
+    for k, x in enumerate(real_digits(60, size=8)):
+        path = tmp_path / ("one" if k % 2 else "seven") / f"{k}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.rint(x * 255).astype(np.uint8)).save(path)
+    dataset = FolderDataset(root=str(tmp_path), context="digit")
+    dataset.test_set = None  # a run's test images: reading them here would fail
+    ctx = SimpleNamespace(dataset=dataset, generated_labels=["one", "seven"], seed=0,
+                          config={"post": {"name": "match", "apply_to_test": False}})
+    post = MatchPost(max_per_class=10)
+    chosen = post.choose(ctx, None)
+    assert chosen.processor is post and chosen.record["real_split"] == "train"
+    assert chosen.record["real_images"] == 20 and chosen.record["learnt"]["size"] == [8, 8]
+    assert chosen.config["stats"] == post.stats and chosen.config["name"] == "match"
