@@ -115,6 +115,9 @@ def user_message(error: BaseException, run_dir: str | None = None, store: str | 
     for cause in _chain(error):
         if isinstance(cause, OSError) and cause.errno in NOT_WRITABLE + (errno.ENOTDIR,):
             return _not_writable(cause, run_dir, store)
+        if type(cause).__name__ == "UnidentifiedImageError":  # PIL's, wherever an image is opened
+            return (f"{cause}: the file is damaged. If it is in the store (paths.store), delete it and run again: "
+                    "the store makes what is missing; if it is one of your images, replace or remove it")
     from omegaconf.errors import MissingMandatoryValue
 
     for cause in _chain(error):

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -65,7 +66,7 @@ def test_a_damaged_unit_record_is_remade(tmp_path, damage, caplog):
     marker.write_bytes(damage)
     again = store.images({}, SeedSquares(), PROMPTS, seed=0)
     assert again.made == 3 and len(again.rows) == 12
-    assert str(marker) in caplog.text or not damage  # an empty record is simply not done
+    assert str(marker) in caplog.text  # an empty record too is named
     assert len((first.path / "metadata.jsonl").read_text().splitlines()) == 12
 
 
@@ -235,3 +236,157 @@ def test_training_images_are_prepared_once_in_the_store(compose, tmp_path, caplo
     assert third["history"] == first["history"] and f"prepared image {arrays[0]} is damaged" in caplog.text
     bigger = run(compose(*SMALL, "model.input_size=20"), output_dir=tmp_path / "d")  # another size: its own arrays
     assert bigger["training"]["status"] == "trained" and len(list((tmp_path / "store" / "prepared").iterdir())) == 2
+
+
+# ---- through run.py: damage the unit records' sizes alone cannot see -------------------------------------------
+FORMULATE = ["experiment=smoke", "logger=none", "task=formulate", "labels=[two]", "prompt.num_prompts=1",
+             "diffusion.images_per_prompt=2"]
+
+
+def run_py(tmp_path, *args, run="run", env=None, timeout=600):
+    """`python run.py` on the test's store, its run dir `tmp_path / run`."""
+    return subprocess.run([sys.executable, str(ROOT / "run.py"), *args, f"paths.store={tmp_path / 'store'}",
+                           f"hydra.run.dir={tmp_path / run}"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "ODIN_PROGRESS": "0", **(env or {})})
+
+
+def ok(done):
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return json.loads((Path(done.args[-1].split("=", 1)[1]) / "metrics.json").read_text())
+
+
+def _same_size_garbage(path: Path, keep_time: bool = False) -> None:
+    stat = path.stat()
+    path.write_bytes(os.urandom(stat.st_size))
+    if keep_time:  # a disk's bit rot: same size, same modification time
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_a_same_size_garbage_png_is_found_remade_and_never_exported(tmp_path):
+    first = ok(run_py(tmp_path, *FORMULATE, run="a"))
+    victim = next(Path(first["images"]["folder"]).glob("two/*.png"))
+    original = victim.read_bytes()
+    _same_size_garbage(victim)
+    done = run_py(tmp_path, *FORMULATE, run="b")
+    second = ok(done)
+    assert f"{victim} changed since it was made" in done.stderr
+    assert second["images"]["made"] == 2 and victim.read_bytes() == original  # its unit, the same seeds
+    for path in Path(second["dataset"]).rglob("*.png"):
+        Image.open(path).load()
+
+
+def test_bit_rot_that_keeps_size_and_time_is_refused_at_export_naming_the_file(tmp_path):
+    first = ok(run_py(tmp_path, *FORMULATE, run="a"))
+    victim = next(Path(first["images"]["folder"]).glob("two/*.png"))
+    _same_size_garbage(victim, keep_time=True)
+    done = run_py(tmp_path, *FORMULATE, run="b")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert str(victim) in done.stderr.splitlines()[-1] and "delete it and run again" in done.stderr.lower()
+    victim.unlink()
+    ok(run_py(tmp_path, *FORMULATE, run="c"))
+
+
+def test_a_prepared_array_of_nans_is_prepared_again(tmp_path):
+    import numpy as np
+
+    args = ["experiment=smoke", "logger=none", "labels=[zero,one]", "prompt.num_prompts=1",
+            "diffusion.images_per_prompt=3"]
+    first = ok(run_py(tmp_path, *args, run="a"))
+    array = sorted((tmp_path / "store" / "prepared").rglob("*.npy"))[0]
+    good = np.load(array)
+    np.save(array, np.full_like(good, np.nan))  # a valid header, NaN data
+    done = run_py(tmp_path, *args, "train.resume=false", run="b")
+    again = ok(done)
+    assert f"prepared image {array} is damaged" in done.stderr and "not finite" in done.stderr
+    assert again["history"] == first["history"] and np.array_equal(np.load(array), good)
+
+
+def test_a_same_size_garbage_heatmap_in_post_is_remade(tmp_path):
+    args = [*FORMULATE, "localize=attention", "post=salt"]
+    first = ok(run_py(tmp_path, *args, run="a"))
+    [heat] = sorted((tmp_path / "store" / "post").glob("[!.]*/two/*.heat.npz"))[:1]
+    original = heat.read_bytes()
+    _same_size_garbage(heat)
+    done = run_py(tmp_path, *args, run="b")
+    ok(done)
+    assert f"{heat} changed since it was made" in done.stderr and heat.read_bytes() == original
+    assert first["localize"]["boxes"] == json.loads((tmp_path / "b" / "metrics.json").read_text())["localize"]["boxes"]
+
+
+def test_a_damaged_heatmap_that_reaches_export_is_one_message(tmp_path):
+    args = [*FORMULATE, "localize=attention", "post=salt"]
+    ok(run_py(tmp_path, *args, run="a"))
+    [heat] = sorted((tmp_path / "store" / "post").glob("[!.]*/two/*.heat.npz"))[:1]
+    _same_size_garbage(heat, keep_time=True)
+    done = run_py(tmp_path, *args, run="b")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert f"{heat} is damaged" in done.stderr
+
+
+@pytest.mark.parametrize("damage", ["cut", "garbage"])
+def test_a_damaged_index_is_written_anew_from_the_unit_records(tmp_path, damage):
+    first = ok(run_py(tmp_path, *FORMULATE, run="a"))
+    index = Path(first["images"]["folder"]) / "metadata.jsonl"
+    original = index.read_bytes()
+    index.write_bytes(original[: len(original) // 2] if damage == "cut" else b"\x00garbage\n{")
+    done = run_py(tmp_path, *FORMULATE, run="b")
+    ok(done)
+    assert f"{index} does not match the unit records" in done.stderr and index.read_bytes() == original
+
+
+def test_an_empty_unit_record_is_named_and_remade(tmp_path):
+    first = ok(run_py(tmp_path, *FORMULATE, run="a"))
+    [marker] = (tmp_path / "store" / "images" / ".state").rglob("units/*/*.jsonl")
+    marker.write_bytes(b"")
+    done = run_py(tmp_path, *FORMULATE, run="b")
+    assert ok(done)["images"]["made"] == 2
+    assert f"its record {marker} is damaged (it is empty)" in done.stderr
+    assert first["images"]["made"] == 2
+
+
+KILLER = """
+import os, signal
+_suffix, _replace = os.environ.get("ODIN_TEST_KILL_AT_RENAME"), os.replace
+def _kill_at_rename(src, dst, *args, **kwargs):  # SIGKILL between writing a temp file and renaming it
+    if _suffix and str(dst).endswith(_suffix):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _replace(src, dst, *args, **kwargs)
+os.replace = _kill_at_rename
+"""
+
+
+@pytest.mark.parametrize("target", ["/two.json", "/metadata.jsonl", ".png.npy"])
+def test_a_writer_killed_at_the_rename_leaves_no_temp_file_after_the_rerun(tmp_path, target):
+    (tmp_path / "killer").mkdir()
+    (tmp_path / "killer" / "sitecustomize.py").write_text(KILLER)
+    args = FORMULATE if target != ".png.npy" else ["experiment=smoke", "logger=none", "labels=[zero,one]",
+                                                  "prompt.num_prompts=1", "diffusion.images_per_prompt=3"]
+    killed = run_py(tmp_path, *args, run="a", env={"PYTHONPATH": str(tmp_path / "killer"),
+                                                   "ODIN_TEST_KILL_AT_RENAME": target})
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert list((tmp_path / "store").rglob("*.tmp"))  # the dead writer's
+    ok(run_py(tmp_path, *args, run="b"))
+    assert list((tmp_path / "store").rglob("*.tmp")) == []
+
+
+@pytest.mark.parametrize("lock", ["prompts", "index"])
+def test_a_wait_on_the_prompts_or_the_index_lock_is_said(tmp_path, lock):
+    from filelock import FileLock
+
+    first = ok(run_py(tmp_path, *FORMULATE, run="a"))
+    if lock == "prompts":
+        [prompts] = (tmp_path / "store" / "prompts").glob("*/two.json")
+        prompts.unlink()  # missing: this run must take the lock to make them
+        path = prompts.parent / ".lock"
+    else:
+        (Path(first["images"]["folder"]) / "metadata.jsonl").unlink()
+        [path] = (tmp_path / "store" / "images" / ".state").glob("*/index.lock")
+    with FileLock(path):
+        job = subprocess.Popen([sys.executable, str(ROOT / "run.py"), *FORMULATE, f"paths.store={tmp_path / 'store'}",
+                                f"hydra.run.dir={tmp_path / 'b'}"], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "ODIN_PROGRESS": "0"})
+        time.sleep(4)
+    out, err = job.communicate(timeout=120)
+    assert job.returncode == 0, err[-3000:]
+    what = "the prompts of two" if lock == "prompts" else "the index"
+    assert f"waiting for {what}" in out and re.search(rf"{what}.* ready after [1-9]\d* s", out), out
