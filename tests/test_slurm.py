@@ -22,6 +22,7 @@ SMOKE = ["experiment=smoke", "logger=none"]
 # What the single test node offers: no GPU (gres), 2+ CPUs, a few GB. The defaults (1 GPU, 8 CPUs, 64 GB) are
 # for real clusters and would never be scheduled here.
 FIT_TEST_NODE = ["hydra.launcher.gpus_per_node=0", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1"]
+CPU_CLUSTER = ["hydra/launcher=slurm_cpu", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1"]
 STATE_DIR = Path(os.environ.get("ODIN_SLURM_DIR", "/tmp/odin-slurm"))
 
 
@@ -74,9 +75,11 @@ def _job_ids(sweep: Path) -> list[str]:
 @pytest.mark.slurm
 def test_sweep_runs_as_one_slurm_job_array(tmp_path, slurm_env):
     sweep = tmp_path / "sweep"
-    done = _sweep("hydra/launcher=slurm", *FIT_TEST_NODE, *SMOKE, "post=none,salt",
+    done = _sweep(*CPU_CLUSTER, *SMOKE, "post=none,salt",  # the documented CPU-cluster launcher
                   f"paths.store={tmp_path / 'store'}", f"hydra.sweep.dir={sweep}", env=slurm_env)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "SLURM job array " in done.stdout  # the launcher says what it submitted ...
+    assert "SLURM: 2 " in done.stdout or "SLURM: 1 " in done.stdout  # ... and how the queue stands
     jobs = _jobs(sweep)
     assert [j["post"]["name"] for j in jobs] == ["none", "salt"]
     assert all(j["training"]["status"] == "trained" and len(j["history"]) == 1 for j in jobs)
@@ -85,6 +88,67 @@ def test_sweep_runs_as_one_slurm_job_array(tmp_path, slurm_env):
     assert _job_ids(sweep) == [f"{array_id}_0", f"{array_id}_1"]  # ... with a task per sweep job
     script = next((sweep / ".submitit").glob("*/*_submission.sh")).read_text()
     assert "#SBATCH --array=0-1%2" in script and "#SBATCH --requeue" in script and "HF_HUB_OFFLINE=1" in script
+    assert "#SBATCH --gpus-per-node=0" in script and f"export PYTHONPATH={ROOT}" in script  # this checkout's odin
+
+
+@pytest.mark.slurm
+def test_a_partition_without_gpus_names_what_slurm_refused_and_the_keys_that_fit(tmp_path, slurm_env):
+    """The defaults ask for a GPU: sbatch refuses the array. One message, no traceback, exit 1."""
+    done = _sweep("hydra/launcher=slurm", *SMOKE, "post=none,salt", f"paths.store={tmp_path / 'store'}",
+                  f"hydra.sweep.dir={tmp_path / 'sweep'}", env=slurm_env, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    error = next(line for line in done.stderr.splitlines() if line.startswith("Error: "))
+    assert "SLURM refused the sweep's job array: Invalid generic resource (gres) specification" in error
+    assert "1 GPU(s) (gpus_per_node)" in error and "no GPUs" in error
+    assert "These fit: hydra.launcher.gpus_per_node=0" in error and "hydra/launcher=slurm_cpu" in error
+
+
+@pytest.mark.slurm
+def test_jobs_that_can_never_start_are_cancelled_and_named_not_waited_for(tmp_path, slurm_env):
+    """No GPU, but the defaults' 8 CPUs and 64 GB on a smaller node: SLURM queues the array (PartitionConfig)
+    and would keep it pending forever; the launcher says why, cancels it and exits 1."""
+    name = f"odin-test-{uuid.uuid4().hex[:8]}"
+    started = time.monotonic()
+    done = _sweep("hydra/launcher=slurm", "hydra.launcher.gpus_per_node=0", f"hydra.launcher.name={name}", *SMOKE,
+                  "post=none,salt", f"paths.store={tmp_path / 'store'}", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+                  env=slurm_env, timeout=180)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert time.monotonic() - started < 120
+    assert "SLURM: 2 pending (PartitionConfig)" in done.stdout  # what the queue said, while waiting
+    error = next(line for line in done.stderr.splitlines() if line.startswith("Error: "))
+    assert "cannot start 2 job(s)" in error and "PartitionConfig" in error and "the array is cancelled" in error
+    assert "8 CPUs (cpus_per_task), 64 GB (mem_gb)" in error
+    cpus = int(subprocess.run(["sinfo", "--noheader", "--format=%c"], env=slurm_env, capture_output=True,
+                              text=True).stdout.split()[0])
+    assert f"These fit: hydra.launcher.cpus_per_task={cpus} hydra.launcher.mem_gb=" in error
+    left = subprocess.run(["squeue", "--noheader", f"--name={name}", "--states=PENDING,RUNNING"], env=slurm_env,
+                          capture_output=True, text=True).stdout
+    assert left.strip() == ""
+
+
+@pytest.mark.slurm
+def test_a_job_that_fails_is_reported_with_its_error_and_the_others_keep_their_results(tmp_path, slurm_env):
+    """Without accounting (sacct) submitit never learns that a job died without a result; the launcher sees it
+    in the queue and names the job, its overrides, its error line and its log."""
+    sweep = tmp_path / "sweep"
+    done = _sweep(*CPU_CLUSTER, *SMOKE, "labels=[zero],[eleven]", f"paths.store={tmp_path / 'store'}",
+                  f"hydra.sweep.dir={sweep}", env=slurm_env, timeout=240)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert "Error: 1 of 2 SLURM jobs failed (1 finished" in done.stderr
+    failed = next(line for line in done.stderr.splitlines() if line.startswith("job "))
+    assert "labels=[eleven]" in failed and "ended FAILED without a result" in failed
+    assert "Error: labels ['eleven'] are not classes of dataset=digits" in failed and "_log.err)" in failed
+    assert (sweep / "0" / "metrics.json").exists()
+
+
+def test_slurm_time_limits_and_queue_lines():
+    from odin.launcher import _minutes, queue_summary
+
+    assert [_minutes(t) for t in ("infinite", "4:00:00", "30:00", "1-00:00:00", "2-12", "90")] == \
+        [None, 240, 30, 1440, 3600, 90]
+    queue = {"7_0": ("RUNNING", "None"), "7_1": ("PENDING", "Priority"), "7_2": ("PENDING", "Resources")}
+    assert queue_summary(queue, ["7_0", "7_1", "7_2"]) == "1 running, 2 pending (Priority: 1, Resources: 1)"
+    assert queue_summary(queue, ["7_1"]) == "1 pending (Priority)"
 
 
 @pytest.mark.slurm
