@@ -9,4 +9,4 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq slurm-wlm munge >/dev/null
-echo "installed: $(sinfo --version), $(munged --version 2>&1 | head -1)"
+echo "installed: $(slurmctld -V), $(munged --version 2>&1 | head -1)"  # sinfo -V wants a SLURM config
