@@ -502,9 +502,23 @@ def _save_heatmap(folder: Folder, file_name: str, heat, image: Image.Image) -> d
     return {"heatmap": str(heatmap_path(file_name)), **file_record(path, "heatmap_")}
 
 
+def class_order(labels: Iterable[str]) -> list[str]:
+    """The labels in the order their folders sort: how torchvision's ImageFolder and datasets' imagefolder number
+    classes, and so the one numbering of an export (classes.txt line n = class n, COCO id n + 1, YOLO class n).
+    ODIN's own classifier numbers its outputs in the run's label order; metrics.json names labels, not numbers."""
+    return sorted(labels, key=label_slug)
+
+
 def export(folder: Folder, labels: Iterable[str], dest: Path) -> Path:
     """Write just `labels` of a store folder as a standalone ImageFolder (hard links where possible),
-    with each image's heatmap beside it when the folder was asked for heatmaps."""
+    with each image's heatmap beside it when the folder was asked for heatmaps, and `classes.txt`.
+
+    metadata.jsonl's `label` is the label as given (`datasets` reads it as a string column; folder names are
+    slugs of it): for a ClassLabel, cast it with the names of classes.txt, which number as ImageFolder does:
+        ds = load_dataset("imagefolder", data_dir=path, split="train")
+        ds = ds.cast_column("label", ClassLabel(names=(path / "classes.txt").read_text().splitlines()))
+    """
+    labels = list(labels)
     wanted = set(labels)
     rows = [r for r in folder.rows if r["label"] in wanted]
     if not folder.heatmaps:  # heatmaps that some units may have are not part of this dataset
@@ -516,6 +530,7 @@ def export(folder: Folder, labels: Iterable[str], dest: Path) -> Path:
                 _link(folder.path / name, dest / name)
     rows = [{k: v for k, v in r.items() if k not in STORE_ONLY} for r in rows]
     atomic_write_bytes(dest / "metadata.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
+    atomic_write_bytes(dest / "classes.txt", "".join(f"{label}\n" for label in class_order(wanted)).encode())
     return dest
 
 

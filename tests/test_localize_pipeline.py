@@ -60,7 +60,7 @@ def test_glyph_formulate_exports_coco_and_yolo_with_the_exact_ink_boxes(compose,
     assert len(rows) == 24 and metrics["localize"]["boxes"] == 24
 
     coco = COCO(str(dataset / "annotations.json"))
-    labels = ["zero", "one", "seven"]
+    labels = ["one", "seven", "zero"]  # the run's [zero, one, seven] numbered as ImageFolder numbers their folders
     assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == labels
     glyph = GlyphGenerator(size=64)
     for image in coco.loadImgs(coco.getImgIds()):

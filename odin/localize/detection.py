@@ -3,7 +3,9 @@
   check_backend(backend, prompts)   before any image: the backend can make heatmaps, and every prompt
                                     lets it (diffusers: the label among each prompt's tokens)
   write_detection(dataset, ...)     beside an exported ImageFolder (heatmaps beside its images):
-                                    annotations.json (COCO), YOLO txt files, and a heatmap grid PNG
+                                    annotations.json (COCO), YOLO txt files, and a heatmap grid PNG;
+                                    classes numbered as ImageFolder numbers the folders (sorted), so
+                                    COCO id - 1 = YOLO class = torchvision's index = classes.txt line
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ def write_detection(dataset: Path, labels: list[str], threshold: float | str, gr
     """COCO JSON and YOLO txt files for the ImageFolder `dataset` (its metadata.jsonl and heatmaps), and a
     grid of its first `per_label` images per label with heatmaps and boxes; returns what was written."""
     rows = [json.loads(line) for line in (dataset / "metadata.jsonl").read_text().splitlines() if line.strip()]
+    # one numbering for the whole export: classes in the order their folders sort, as ImageFolder numbers them
+    folder = {row["label"]: row["file_name"].split("/")[0] for row in rows}
+    labels = sorted(labels, key=lambda label: folder.get(label, label))
     masks = masks_for(dataset, rows, threshold)
     coco = write_coco(rows, masks, dataset / "annotations.json", labels=labels)
     write_yolo(rows, masks, dataset, labels=labels)
