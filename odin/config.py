@@ -188,7 +188,7 @@ class AutoPostConfig:
     apply_to_test: bool = False  # passed on to the chosen candidate
 
 
-# ---- issue 16: diversification, the prompt check, the image filter (all off by default) -------
+# ---- diversification, the prompt check, the image filter (all off by default) ---------------
 @dataclass
 class NoneConfig:
     """A stage that is off (`diversify=none`, `prompt_check=none`, `filter=none`): nothing runs, no key changes."""
@@ -338,7 +338,6 @@ class DetectTaskConfig(TaskConfig):
 class PathsConfig:
     store: str = "outputs/store"  # content-addressed cache; a shared filesystem on clusters
     data: str = "data"  # where the real datasets live (conf/dataset/*.yaml: root: ${paths.data})
-    output_dir: str | None = None  # the run dir; Hydra's when run through run.py
 
 
 @dataclass
@@ -387,12 +386,6 @@ SCHEMAS: dict[str, dict[str, Any]] = {
 
 
 SCHEMAS["dataset"].update(DATASET_SCHEMAS)
-
-
-def register_schema(group: str, name: str, node: type) -> None:
-    """Later backends add their schema here (at import of odin.config, so keep them light)."""
-    SCHEMAS.setdefault(group, {})[name] = node
-    ConfigStore.instance().store(group=f"schema/{group}", name=name, node=node)
 
 
 def register_configs() -> None:

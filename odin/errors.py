@@ -10,3 +10,7 @@ class UserError(Exception):
 
 class ConfigError(UserError, ValueError):
     """A config value ODIN cannot use; the message names its full key."""
+
+
+class MissingSplitError(UserError, RuntimeError):
+    """A dataset has no split of the kind asked for (real training images for captions or train.source=real)."""

@@ -7,7 +7,6 @@ Pure components (text or images in, decisions out); the store makes them cached 
   ClipFilter(model, threshold, ...)   scores each image against "a photo of a {label}" for every label
                                       of the run (plus distractor names) with any transformers CLIP-like
                                       model (CLIP, SigLIP, ...: get_text_features / get_image_features)
-  select_images(...)                  the bounded, deterministic replacement loop around an image filter
 
 A prompt or image is kept when its own label scores best among all candidates and, if a threshold
 is set, at least the threshold (cosine similarity). A dropped one carries its reason: "closer to
@@ -17,9 +16,8 @@ is set, at least the threshold (cosine similarity). A dropped one carries its re
 from __future__ import annotations
 
 import functools
-from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -193,59 +191,11 @@ class ClipFilter:
 
 @functools.lru_cache(maxsize=2)
 def _load_clip(model: str, device: str):
-    import torch
     from transformers import AutoModel, AutoProcessor
 
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    from odin.device import resolve_device
+
+    device = str(resolve_device(device))
     net = AutoModel.from_pretrained(model).to(device).eval()
     return net, AutoProcessor.from_pretrained(model), device
 
-
-# ---- the replacement loop ----------------------------------------------------------------
-@dataclass
-class Candidate:
-    round: int  # 0: the images first generated; r > 0: the r-th batch of replacements
-    index: int  # position within its round
-    image: Any
-    decision: Decision
-
-
-@dataclass
-class Selection:
-    label: str
-    kept: list[Candidate] = field(default_factory=list)
-    dropped: list[Candidate] = field(default_factory=list)
-
-
-def select_images(label: str, candidates: Callable[[int, int], Sequence], need: int,
-                  judge: Callable[[Sequence], list[Decision]], max_rounds: int = 3) -> Selection:
-    """Keep `need` images of `label` that pass `judge`, asking `candidates(round, count)` for replacements.
-
-    Round 0 asks for `need` images; round r asks for as many as are still missing, and the caller
-    makes them from seeds that depend on (label, round, index) alone, so the same config always
-    keeps the same images. After `max_rounds` rounds (the first included) with too few kept, it
-    fails naming the label.
-    """
-    if need < 0 or max_rounds < 1:
-        raise ValueError(f"need={need} must be >= 0 and filter.max_rounds={max_rounds} >= 1")
-    selection = Selection(label)
-    for round_ in range(max_rounds):
-        missing = need - len(selection.kept)
-        if missing <= 0:
-            break
-        images = list(candidates(round_, missing))
-        if len(images) != missing:
-            raise ValueError(f"candidates({round_}, {missing}) returned {len(images)} images for label '{label}'")
-        for index, (image, decision) in enumerate(zip(images, judge(images), strict=True)):
-            (selection.kept if decision.kept else selection.dropped).append(Candidate(round_, index, image, decision))
-    if len(selection.kept) < need:
-        why = Counter(f"closer to '{c.decision.best}'" if c.decision.best != label else "below threshold"
-                      for c in selection.dropped)
-        summary = ", ".join(f"{n} {reason}" for reason, n in why.most_common(3))
-        raise FilterError(
-            f"the image filter kept only {len(selection.kept)} of {need} images of label '{label}' after "
-            f"{max_rounds} rounds ({len(selection.dropped)} dropped: {summary}). Lower filter.threshold, raise "
-            "filter.max_rounds, or check the label's prompts."
-        )
-    return selection

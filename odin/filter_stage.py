@@ -32,9 +32,10 @@ import numpy as np
 from odin import keys
 from odin.files import atomic_write_bytes, atomic_write_json
 from odin.filter import ClipFilter, FilterError, decide
+from odin.keys import derive_seed
 from odin.prompts import LabelPrompts
 from odin.secrets import scrub
-from odin.store import Folder, Store, Unit, derive_seed, label_slug, open_image
+from odin.store import Folder, Store, Unit, label_slug, open_image
 
 log = logging.getLogger("odin.run")
 

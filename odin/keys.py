@@ -6,7 +6,7 @@ here with the reason. A setting left out of one stage may still be in the next o
 (`images_per_prompt` cannot change an image, but it changes the training set).
 
 Values resolved at run time (`dtype: auto` -> float16 on a GPU, float32 on a CPU) are replaced by
-what was really used before hashing: a component may offer `resolved() -> dict` for that.
+what was really used before hashing: every prompt generator and backend says so in `resolved() -> dict`.
 """
 
 from __future__ import annotations
@@ -35,12 +35,6 @@ IMAGES_IGNORED = {
     "attention": "sdpa, eager and xformers compute the same attention (float noise at most)",
     "compile": "torch.compile changes speed, not the computation",
     "channels_last": "a memory layout",
-}
-
-# Post-processing: the test set's treatment is the trainer's business, and `name` is a label.
-POST_IGNORED = {
-    "apply_to_test": "whether the real test images are degraded too: in the training key instead",
-    "name": "the option's name; the mode and its parameters are what change the pixels",
 }
 
 # Training: only what cannot change a number of the result.
@@ -73,6 +67,12 @@ FILTER_DECISION = ("threshold", "max_rounds")  # in the filtered folder's key, n
 TRAINER_VERSION = 1
 
 
+def derive_seed(*parts: Any) -> int:
+    """A 32-bit seed from (base seed, label, prompt text, occurrence, image index, ...): order-free."""
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "little")
+
+
 def config_hash(*parts: Any) -> str:
     """A short hash of plain, already resolved config values."""
     text = json.dumps(list(parts), sort_keys=True, default=str)
@@ -83,10 +83,9 @@ def without(node: dict, ignored: dict[str, str]) -> dict:
     return {k: v for k, v in node.items() if k not in ignored}
 
 
-def resolved(node: dict, component: Any = None) -> dict:
+def resolved(node: dict, component: Any) -> dict:
     """`node` with the values the component resolved at run time (e.g. dtype: auto -> float32)."""
-    extra = component.resolved() if hasattr(component, "resolved") else {}
-    return {**node, **extra}
+    return {**node, **component.resolved()}
 
 
 # Read only when the prompt check asks the generator for replacements: in the key then, and only then
@@ -94,8 +93,8 @@ def resolved(node: dict, component: Any = None) -> dict:
 REPLACEMENT_ONLY = {"replacement": "the LLM's ask for replacements of prompts the prompt check dropped"}
 
 
-def prompt_config(prompt: dict, generator: Any = None, extra: dict | None = None) -> dict:
-    """`extra` (prompt_extras): diversification and the prompt check, when on; off, the key is as before."""
+def prompt_config(prompt: dict, generator: Any, extra: dict | None = None) -> dict:
+    """`extra` (prompt_extras): diversification and the prompt check, when on; off, they add nothing to the key."""
     extra = extra or {}
     ignored = PROMPT_IGNORED if extra.get("prompt_check", {}).get("replace") else {**PROMPT_IGNORED, **REPLACEMENT_ONLY}
     return {**without(resolved(prompt, generator), ignored), **extra}
@@ -123,30 +122,30 @@ def filter_scores_config(filter_cfg: dict) -> dict:
     return without(filter_cfg, {**FILTER_IGNORED, **dict.fromkeys(FILTER_DECISION)})
 
 
-def images_config(diffusion: dict, backend: Any = None) -> dict:
+def images_config(diffusion: dict, backend: Any) -> dict:
     # A backend whose drawing changes for the same config bumps its `cache_version`.
-    return {**without(resolved(diffusion, backend), IMAGES_IGNORED),
-            "cache_version": getattr(backend, "cache_version", 0)}
+    return {**without(resolved(diffusion, backend), IMAGES_IGNORED), "cache_version": backend.cache_version}
 
 
-def post_config(post: dict, processor: Any = None) -> dict:
-    """Only the parameters the chosen mode reads (blur ignores `amount`), when the processor says which."""
-    if processor is not None and hasattr(processor, "key_config"):
-        return processor.key_config()
-    return without(post, POST_IGNORED)
+def post_config(processor: Any) -> dict:
+    """What changes a post-processor's pixels (blur ignores `amount`; apply_to_test is the trainer's business,
+    in the training key; the option's name is a label): the processor's own `key_config()`."""
+    return processor.key_config()
 
 
 def train_key(*, train_set: str, labels: list[str], model: dict, train: dict, dataset: dict, seed: int,
-              test_post: dict | None) -> str:
+              test_post: dict | None, real_images: dict) -> str:
     """The identity of one training run.
 
-    `train_set` names the exact images used (their folder's key and file names), so the prompts,
-    counts, generator, post-processing and labels are all in it. `dataset` brings the acquisition
-    and the real test set; `test_post` is the post-processing applied to the test set, if any.
+    `train_set` names the exact generated images used (their folder's key and the file names of the
+    training and held-out rows), so the prompts, counts, generator, post-processing and labels are all
+    in it, and heatmaps (extra fields of a row) are not. `dataset` brings the acquisition and how the
+    real images are chosen; `real_images` (Dataset.fingerprint) which real images they are, as files
+    on disk now; `test_post` is the post-processing applied to the test set, if any.
     """
     return config_hash({"train_set": train_set, "labels": labels, "model": model,
                         "train": without(train, TRAIN_IGNORED), "dataset": dataset, "seed": seed,
-                        "test_post": test_post, "trainer": TRAINER_VERSION})
+                        "test_post": test_post, "real_images": real_images, "trainer": TRAINER_VERSION})
 
 
 def rows_identity(folder_key: str, rows: list[dict]) -> str:

@@ -8,33 +8,46 @@ the same whatever the order or the shard.
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple, Protocol
+
 import numpy as np
 from PIL import Image
-from scipy.ndimage import correlate1d
-from skimage.util import random_noise
 
-from odin.errors import ConfigError
+
+class Chosen(NamedTuple):
+    """The processor a run applies, its resolved config (what cache keys hold) and how it was chosen."""
+
+    processor: PostProcessor
+    config: dict
+    record: dict | None  # post=auto: every candidate's score; None for a fixed processor
+
+
+class PostStage(Protocol):
+    """What the wiring calls on the object conf/post builds (a PostProcessor, or post=auto's AutoPost)."""
+
+    name: str
+    apply_to_test: bool
+
+    def check(self, ctx: Any) -> None: ...  # fail fast on bad settings, before any image
+
+    def choose(self, ctx: Any, images: Any) -> Chosen: ...  # the processor for these generated images
+
 
 LOCAL_VARS = ("constant", "brightness")
 # OpenCV's kernels for sigma <= 0 and sizes 1, 3, 5, 7 (imgproc/src/smooth.dispatch.cpp: small_gaussian_tab)
 SMALL_GAUSSIAN = {1: [1.0], 3: [0.25, 0.5, 0.25], 5: [1 / 16, 4 / 16, 6 / 16, 4 / 16, 1 / 16],
                   7: [2 / 64, 7 / 64, 14 / 64, 18 / 64, 14 / 64, 7 / 64, 2 / 64]}
 NOISE_MODES = ("gaussian", "localvar", "poisson", "salt", "pepper", "s&p", "speckle")
-MODES = ("none", "blur", *NOISE_MODES)
+MODES = ("none", "blur", *NOISE_MODES)  # odin/validate.py checks post.mode against these (so scipy and
+# scikit-image are imported where an image is processed, not where a config is checked)
 
 
 class PostProcessor:
+    """One fixed processor. Its settings are checked by odin/validate.py (post.* and post.options.*)."""
+
     def __init__(self, name: str, mode: str = "none", apply_to_test: bool = False, kernel_size: int = 5,
                  mean: float = 0.0, var: float = 0.01, amount: float = 0.05, salt_vs_pepper: float = 0.5,
                  local_vars: str = "constant"):
-        if mode not in MODES:
-            raise ConfigError(f"post.mode={mode!r} is not one of {', '.join(MODES)}")
-        if kernel_size < 1 or kernel_size % 2 == 0:
-            raise ConfigError(f"post.kernel_size={kernel_size} must be a positive odd number")
-        if var < 0 or not 0 <= amount <= 1 or not 0 <= salt_vs_pepper <= 1:
-            raise ConfigError("post.var must be >= 0, post.amount and post.salt_vs_pepper within [0, 1]")
-        if local_vars not in LOCAL_VARS:
-            raise ConfigError(f"post.local_vars={local_vars!r} is not one of {', '.join(LOCAL_VARS)}")
         self.name, self.mode, self.apply_to_test = name, mode, apply_to_test
         self.kernel_size = kernel_size
         self.noise_args = {
@@ -59,6 +72,12 @@ class PostProcessor:
     def is_identity(self) -> bool:
         return self.mode == "none"
 
+    def check(self, ctx) -> None:
+        return None
+
+    def choose(self, ctx, images) -> Chosen:
+        return Chosen(self, ctx.config["post"], None)
+
     def __call__(self, image: Image.Image, seed: int) -> Image.Image:
         return to_image(self.apply(to_array(image), seed), image.mode)
 
@@ -70,12 +89,16 @@ class PostProcessor:
             # The paper's "Gaussian blur with a kernel size of 5" names a kernel size, as OpenCV's
             # GaussianBlur(img, (5, 5), 0) does; this is that call exactly: the same separable kernel
             # ([1, 4, 6, 4, 1] / 16 for 5) and OpenCV's default border (reflect-101 = scipy's mirror).
+            from scipy.ndimage import correlate1d
+
             kernel = opencv_gaussian_kernel(self.kernel_size)
             return correlate1d(correlate1d(x, kernel, axis=0, mode="mirror"), kernel, axis=1, mode="mirror")
         args = dict(self.noise_args)
         if self.mode == "localvar" and self.local_vars == "brightness":
             # an option: brighter pixels get more noise, as in a real sensor (post.local_vars=brightness)
             args["local_vars"] = self.var * (0.1 + x)
+        from skimage.util import random_noise
+
         # localvar's default is scikit-image's own (local_vars 0.01 everywhere), what the paper's call used
         return random_noise(x, mode=self.mode, rng=seed, clip=True, **args)
 

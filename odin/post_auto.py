@@ -23,9 +23,9 @@ from collections.abc import Mapping
 import torch
 
 from odin.errors import ConfigError
-from odin.post import PostProcessor
-from odin.store import Folder, Store
-from odin.tasks.images import real_pool, seeded_subset, whole_units
+from odin.image_sets import real_pool, seeded_subset, whole_units
+from odin.post import Chosen, PostProcessor
+from odin.store import Folder
 
 log = logging.getLogger("odin.run")
 
@@ -39,21 +39,20 @@ CRITERIA = {
 class AutoPost:
     """post=auto's candidates and settings; `choose` picks one once the generated images exist."""
 
-    is_identity = False
-
     def __init__(self, name: str = "auto", candidates: list[str] | None = None, options: Mapping | None = None,
                  criterion: str = "detect", max_per_class: int = 100, holdout: float = 0.3,
                  apply_to_test: bool = False):
         # Checked in check(), not here: Hydra wraps what a constructor raises, and a user's mistake
-        # should read as one clean message (run.py calls check() before any work).
+        # should read as one clean message (odin/context.py calls check() before any work).
         self.name, self.configs = name, dict(options or {})
         self.candidates = list(candidates if candidates is not None else self.configs)
         self.criterion, self.max_per_class, self.holdout = criterion, max_per_class, holdout
         self.apply_to_test = apply_to_test
         self.options: dict[str, PostProcessor] = {}
 
-    def check(self) -> None:
-        """Every candidate named once, known, and buildable from its parameters (post.options.<name>)."""
+    def check(self, ctx) -> None:
+        """Every candidate named once and known (their parameters are checked by odin/validate.py), and the
+        detector's model when the criterion trains one."""
         if not self.candidates:
             raise ConfigError("post.candidates is empty: list at least two, e.g. post.candidates=[none,blur,salt]")
         unknown = [c for c in self.candidates if c not in self.configs]
@@ -68,27 +67,29 @@ class AutoPost:
         for name in self.candidates:
             node = {k: v for k, v in dict(self.configs[name]).items() if k != "_target_"}
             self.options[name] = PostProcessor(**node)
+        if self.criterion == "detect":
+            from odin.models import check_model
 
-    def choose(self, cfg, plain: dict, dataset, labels: list[str], images: Folder,
-               store: Store) -> tuple[PostProcessor, dict, dict]:
-        """(the chosen processor, its config, the record of the choice) for the generated `images`."""
-        if not self.options:
-            self.check()
+            model = ctx.cfg.model
+            check_model(model.name, model.pretrained, model.checkpoint_path)
+
+    def choose(self, ctx, images: Folder) -> Chosen:
+        """The chosen processor, its config and the record of the choice, for the generated `images`."""
+        cfg, plain, dataset, labels, store = ctx.cfg, ctx.config, ctx.dataset, ctx.generated_labels, ctx.store
         n = self.max_per_class
         sample = whole_units(images, labels, n, cfg.seed)
         pool, split = real_pool(dataset, labels, n, cfg.seed)
         identity = {"dataset": plain["dataset"], "labels": labels, "split": split, "n": len(pool), "seed": cfg.seed,
-                    "by": "pool"}
+                    "by": "pool", "real_images": dataset.fingerprint(split, labels)}
         scores, details = {}, {}
         for name in self.candidates:
             processor, config = self.options[name], plain["post"]["options"][name]
             folder = sample if processor.is_identity else store.post(config, processor, sample)
             rows = [r for label in labels for r in [x for x in folder.rows if x["label"] == label][:n]]
             if self.criterion == "detect":
-                from odin.tasks.detect import measure_gap
+                from odin.detector import measure_gap
 
-                found = measure_gap(cfg, plain, dataset, labels, folder, {"all": pool}, {"all": rows}, identity,
-                                    store, self.holdout)
+                found = measure_gap(ctx, folder, {"all": pool}, {"all": rows}, identity, self.holdout)
                 scores[name] = found["last_accuracy"]
                 details[name] = {k: found[k] for k in ("accuracy", "last_accuracy", "best_epoch", "status")}
             else:
@@ -102,12 +103,12 @@ class AutoPost:
         record = {"chosen": chosen, "criterion": self.criterion, "why": CRITERIA[self.criterion], "scores": scores,
                   "real_split": split, "real_images": len(pool), "generated_per_class": n,
                   **({"details": details} if details else {})}
-        return processor, config, record
+        return Chosen(processor, config, record)
 
 
 def histogram_kid(dataset, folder: Folder, rows: list[dict], real: list, size: int, seed: int) -> float:
-    from odin.tasks.diversity import as_tensor
-    from odin.tasks.images import load_generated
+    from odin.image_sets import load_generated
+    from odin.metrics.images import as_tensor
 
     n = min(len(rows), len(real))
     generated = as_tensor(load_generated(folder, seeded_subset(rows, n, seed, "kid"), dataset), size, gray=True)

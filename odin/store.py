@@ -59,7 +59,7 @@ from PIL import Image
 from odin import keys
 from odin.errors import ConfigError, UserError
 from odin.files import NOT_WRITABLE, atomic_write, atomic_write_bytes, atomic_write_json, remove_stale_temps
-from odin.keys import config_hash
+from odin.keys import config_hash, derive_seed
 from odin.localize.boxes import HEATMAP_SUFFIX, heatmap_path, load_heatmap, save_heatmap
 from odin.progress import progress
 from odin.prompts import LabelPrompts
@@ -67,12 +67,6 @@ from odin.secrets import scrub
 
 log = logging.getLogger(__name__)
 HEATMAP_TMP = HEATMAP_SUFFIX + ".*.tmp"
-
-
-def derive_seed(*parts: Any) -> int:
-    """A 32-bit seed from (base seed, label, prompt text, occurrence, image index, ...): order-free."""
-    digest = hashlib.blake2b(repr(parts).encode(), digest_size=4).digest()
-    return int.from_bytes(digest, "little")
 
 
 def label_slug(label: str) -> str:
@@ -262,7 +256,7 @@ class Store:
 
     # ---- post-processing ---------------------------------------------------------------
     def post(self, cfg: dict, post: Callable[[Image.Image, int], Image.Image], images: Folder) -> Folder:
-        cfg = keys.post_config(cfg, post)
+        cfg = keys.post_config(post)
         folder = Folder(config_hash(cfg, images.key), Path(), heatmaps=images.heatmaps)
         folder.path = self.root / "post" / folder.key
         by_unit: dict[str, list[dict]] = {}

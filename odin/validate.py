@@ -1,7 +1,7 @@
 """One pass over the composed config before any work: ranges, choices, devices, sizes and counts.
 
 Each rule names its key and what would work, so a bad value fails in a second, before a prompt is
-asked for, an image made or torch imported (a CUDA device is the one check that needs torch).
+asked for, an image made or torch imported (a cuda or mps device is the one check that needs torch).
 The schemas (odin/config.py) already fix the types; this adds what a type cannot say.
 tests/test_validate.py checks that every number and choice of every schema has a rule here.
 """
@@ -16,7 +16,10 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from odin.device import check_device
 from odin.errors import ConfigError
+from odin.post import LOCAL_VARS, MODES
+from odin.tasks import task_names
 
 MAX_PROMPTS = 10_000  # per label
 MAX_IMAGES_PER_PROMPT = 10_000
@@ -54,7 +57,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "samples_per_class": between(0, 1000),
     "num_shards": between(1, 100_000),
     "shard": ((lambda v: v >= 0), "0 to num_shards - 1"),
-    "task.name": one_of("train", "formulate", "diversity", "detect"),
+    "task.name": one_of(*task_names()),
     # task=diversity and task=detect
     "task.image_size": between(8, 4096),
     "task.win_size": ((lambda v: 3 <= v <= 99 and v % 2 == 1), "an odd number from 3 to 99 (skimage's default: 7)"),
@@ -95,17 +98,17 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "diffusion.dtype": one_of(*DTYPES),
     "diffusion.device": device(),
     # post-processing
-    "post.mode": one_of("none", "blur", "gaussian", "localvar", "poisson", "salt", "pepper", "s&p", "speckle"),
+    "post.mode": one_of(*MODES),
     "post.kernel_size": odd_kernel(),
     "post.mean": between(-1, 1),
     "post.var": between(0, 1),
     "post.amount": between(0, 1),
     "post.salt_vs_pepper": between(0, 1),
-    "post.local_vars": one_of("constant", "brightness"),
+    "post.local_vars": one_of(*LOCAL_VARS),
     "post.criterion": one_of("detect", "kid"),  # post=auto
     "post.max_per_class": between(2, 1_000_000),
     "post.holdout": ((lambda v: 0 < v < 1), "a fraction between 0 and 1, e.g. 0.3"),
-    # issue 16: diversification, the prompt check, the image filter
+    # diversification, the prompt check, the image filter
     "diversify.limit": ((lambda v: v is None or v >= 1), "null (every word) or at least 1"),
     "diversify.seed": ((lambda v: 0 <= v < 2**32), "an integer from 0 to 2**32 - 1"),
     "diversify.batch_size": between(1, 4096),
@@ -148,19 +151,15 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
 
 
 def validate(cfg: DictConfig) -> None:
-    """Every rule whose key the config has; then the store's path and the devices."""
-    for key, (ok, works) in RULES.items():
+    """Every rule whose key the config has (post=auto's candidates by the post.* rules); then the store's
+    path and the devices."""
+    for key, rule in RULES.items():
         group, _, name = key.rpartition(".")
-        node = cfg.get(group) if group else cfg
-        if node is None or name not in node:
-            continue
-        value = node[name]
-        try:
-            good = ok(value)
-        except (TypeError, ValueError):
-            good = False
-        if not good:
-            raise ConfigError(f"{key}={value!r} is out of range: use {works}")
+        check_rule(cfg.get(group) if group else cfg, name, key, rule)
+    for option, node in (cfg.post.get("options") or {}).items():
+        for key, rule in RULES.items():
+            if key.startswith("post."):
+                check_rule(node, key.split(".", 1)[1], f"post.options.{option}.{key.split('.', 1)[1]}", rule)
     if not cfg.shard < cfg.num_shards:
         raise ConfigError(f"shard={cfg.shard} must be below num_shards={cfg.num_shards} (shards count from 0)")
     if cfg.num_shards > 1 and cfg.task.name != "formulate":
@@ -174,8 +173,20 @@ def validate(cfg: DictConfig) -> None:
     for key in ("train.device", "diffusion.device", "prompt.device", "diversify.device", "prompt_check.device",
                 "filter.device"):
         group, name = key.split(".")
-        if str(cfg[group].get(name, "auto")).startswith("cuda"):
-            check_cuda(key, str(cfg[group][name]))
+        check_device(key, str(cfg[group].get(name, "auto")))
+
+
+def check_rule(node, name: str, key: str, rule: tuple[Callable[[Any], bool], str]) -> None:
+    if node is None or name not in node:
+        return
+    ok, works = rule
+    value = node[name]
+    try:
+        good = ok(value)
+    except (TypeError, ValueError):
+        good = False
+    if not good:
+        raise ConfigError(f"{key}={value!r} is out of range: use {works}")
 
 
 def check_store_path(store: str | None) -> None:
@@ -188,17 +199,6 @@ def check_store_path(store: str | None) -> None:
         raise ConfigError(f"paths.store={store} is {path} itself, where prompts/, images/ and post/ would be written "
                           "among your own files: give the store a folder of its own, e.g. paths.store="
                           f"{Path(store) / 'odin-store'}")
-
-
-def check_cuda(key: str, value: str) -> None:
-    import torch
-
-    if not torch.cuda.is_available():
-        raise ConfigError(f"{key}={value} but torch sees no CUDA device (torch {torch.__version__}): run on a GPU "
-                          f"node or set {key}=auto")
-    index = int(value.split(":")[1]) if ":" in value else 0
-    if index >= torch.cuda.device_count():
-        raise ConfigError(f"{key}={value}: this machine has {torch.cuda.device_count()} CUDA device(s)")
 
 
 def check_plan(cfg: DictConfig, labels: list[str]) -> int:

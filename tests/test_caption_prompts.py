@@ -12,7 +12,7 @@ import pytest
 from hydra.utils import instantiate
 from tiny_blip import FolderDataset, build_tiny_blip, build_tiny_blip2, write_image_folder
 
-from odin.data import MissingSplitError
+from odin.errors import MissingSplitError
 from odin.hub import MissingWeightsError
 from odin.prompts.caption import CaptionPrompts, replace_subject
 from odin.prompts.parse import names_label

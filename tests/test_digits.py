@@ -6,8 +6,8 @@ import yaml
 from PIL import Image, ImageDraw
 from sklearn.datasets import load_digits
 
-from odin.data import MissingSplitError
 from odin.data.digits import INK_PIXELS, DigitsDataset, acquire
+from odin.errors import MissingSplitError
 from odin.generate.glyph import GlyphGenerator, read_style
 
 ROOT = Path(__file__).resolve().parents[1]

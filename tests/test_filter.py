@@ -1,6 +1,5 @@
 """Off-label filters: the prompt check, the CLIP image filter (tiny random CLIP) and the replacement loop."""
 
-from functools import partial
 
 import numpy as np
 import pytest
@@ -16,7 +15,6 @@ from odin.filter import (
     PromptCheck,
     _load_clip,
     decide,
-    select_images,
 )
 from odin.hub import MissingWeightsError
 from odin.prompts import LabelPrompts
@@ -146,48 +144,3 @@ def test_clip_filter_errors(clip, tmp_path):
 def keep_even(images):
     return [Decision("seven", x % 2 == 0, float(x), "seven" if x % 2 == 0 else "one", 0.0,
                      "" if x % 2 == 0 else "closer to 'one'") for x in images]
-
-
-def test_select_images_replaces_dropped_images_deterministically():
-    asked = []
-
-    def candidates(round_, count):
-        asked.append((round_, count))
-        return [round_ * 100 + i for i in range(count)]  # round 0: 0..need-1, then 100.., 200..
-
-    a = select_images("seven", candidates, need=5, judge=keep_even, max_rounds=4)
-    assert asked == [(0, 5), (1, 2), (2, 1)]  # only what is still missing
-    assert [c.image for c in a.kept] == [0, 2, 4, 100, 200] and [c.image for c in a.dropped] == [1, 3, 101]
-    assert [(c.round, c.index) for c in a.kept] == [(0, 0), (0, 2), (0, 4), (1, 0), (2, 0)]
-    b = select_images("seven", candidates, need=5, judge=keep_even, max_rounds=4)
-    assert [c.image for c in b.kept] == [c.image for c in a.kept]
-    assert select_images("seven", candidates, need=0, judge=keep_even).kept == []
-
-
-def test_select_images_is_bounded_and_names_the_label():
-    calls = []
-
-    def all_odd(round_, count):
-        calls.append(round_)
-        return [2 * i + 1 for i in range(count)]
-
-    with pytest.raises(FilterError, match=r"kept only 0 of 3 images of label 'airplanes' after 2 rounds "
-                                          r"\(6 dropped: 6 closer to 'one'\)"):
-        select_images("airplanes", all_odd, need=3, judge=keep_even, max_rounds=2)
-    assert calls == [0, 1]
-    with pytest.raises(ValueError, match="returned 1 images"):
-        select_images("seven", lambda r, n: [0], need=2, judge=keep_even)
-    with pytest.raises(ValueError, match="max_rounds"):
-        select_images("seven", lambda r, n: [], need=1, judge=keep_even, max_rounds=0)
-
-
-def test_select_images_with_the_clip_filter(clip):
-    pools = {r: noise(4, seed=r) for r in range(6)}
-    scores = [d.score for r in pools for d in ClipFilter(str(clip), device="cpu")("dog", pools[r], ["dog"])]
-    filt = ClipFilter(str(clip), threshold=float(np.median(scores)), device="cpu")  # about half pass
-    judge = partial(filt, "dog", labels=["dog"])
-    made = select_images("dog", lambda r, n: pools[r][:n], need=4, judge=judge, max_rounds=6)
-    assert len(made.kept) == 4 and all(c.decision.kept for c in made.kept)
-    assert made.dropped and all("below threshold" in c.decision.reason for c in made.dropped)
-    again = select_images("dog", lambda r, n: pools[r][:n], need=4, judge=judge, max_rounds=6)
-    assert [(c.round, c.index) for c in again.kept] == [(c.round, c.index) for c in made.kept]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from odin import keys
@@ -48,7 +49,7 @@ class FakeScorer:
 @pytest.fixture
 def fake(monkeypatch):
     scorer = FakeScorer()
-    monkeypatch.setattr("odin.run._image_filter", lambda cfg: None if cfg.filter.name == "none" else scorer)
+    monkeypatch.setattr("odin.context.image_filter", lambda cfg: None if cfg.filter.name == "none" else scorer)
     return scorer
 
 
@@ -75,13 +76,15 @@ def test_prompt_key_is_unchanged_when_off_and_follows_every_setting_when_on(comp
     plain = OmegaConf.to_container(compose(*SMOKE), resolve=True)
     labels = ["zero", "one"]
     assert keys.prompt_extras(plain, labels) == {}
-    assert keys.prompt_config(plain["prompt"], None, keys.prompt_extras(plain, labels)) == \
-        keys.prompt_config(plain["prompt"])  # an existing store stays valid
+    template = instantiate(plain["prompt"])
+    assert keys.prompt_config(plain["prompt"], template, keys.prompt_extras(plain, labels)) == \
+        keys.prompt_config(plain["prompt"], template)  # an existing store stays valid
     vectors = str(tmp_path / "v.txt")
 
     def key(*overrides):
         p = OmegaConf.to_container(compose(*SMOKE, *overrides), resolve=True)
-        return keys.config_hash(keys.prompt_config(p["prompt"], None, keys.prompt_extras(p, labels)))
+        prompt = p["prompt"]
+        return keys.config_hash(keys.prompt_config(prompt, instantiate(prompt), keys.prompt_extras(p, labels)))
 
     off = key()
     on = key("diversify=word2vec", f"diversify.vectors={vectors}")
@@ -106,7 +109,8 @@ def test_replacement_settings_are_in_the_prompt_key_only_when_replacements_are_a
 
     def key(*overrides):
         p = OmegaConf.to_container(compose(*SMOKE, "prompt=llm", *overrides), resolve=True)
-        return keys.config_hash(keys.prompt_config(p["prompt"], None, keys.prompt_extras(p, labels)))
+        prompt = p["prompt"]
+        return keys.config_hash(keys.prompt_config(prompt, instantiate(prompt), keys.prompt_extras(p, labels)))
 
     ask = "prompt.replacement='{label}: {missing} more, not {dropped}'"
     assert key(ask) == key()  # check off: the LLM is never asked for replacements (older stores stay valid)

@@ -240,11 +240,11 @@ def test_401_is_fatal_with_the_fix():
     assert KEY not in str(err.value)
 
 
-def test_bad_templates_fail_at_construction():
+def test_bad_templates_fail_at_check_before_any_request():
     with pytest.raises(ValueError, match="must contain"):
-        LLMPrompts(query="ten prompts please")
+        LLMPrompts(query="ten prompts please").check(["cat"])
     with pytest.raises(ValueError, match="bad placeholder"):
-        LLMPrompts(query="prompts for {label} in {style}")
+        LLMPrompts(query="prompts for {label} in {style}").check(["cat"])
 
 
 def test_chatgpt_config_is_the_papers_and_takes_no_key(compose):

@@ -9,7 +9,7 @@ from chat_server import ChatServer, Reply
 
 from odin.embeddings import Embedder
 from odin.filter import FilterError, PromptCheck
-from odin.prompts import LabelPrompts, gives_more
+from odin.prompts import LabelPrompts
 from odin.prompts.checked import CheckedPrompts
 from odin.prompts.diversify import Diversified
 from odin.prompts.llm import LLMPrompts
@@ -127,9 +127,9 @@ def test_a_failed_replacement_ask_fails_that_label_only(check):
     assert got == ["helicopters"]  # made (and so cached by the store) before the error
 
 
-def test_bad_replacement_template_fails_at_construction():
+def test_bad_replacement_template_fails_at_check():
     with pytest.raises(ValueError, match="prompt.replacement: bad placeholder"):
-        LLMPrompts(replacement="{lable} again")
+        LLMPrompts(replacement="{lable} again").check(["cat"])
 
 
 def test_template_gives_its_next_prompts(check):
@@ -157,7 +157,7 @@ def test_diversify_passes_the_ask_through_and_goes_on_with_its_modifiers(check, 
                                {"where": ["in the sky", "at sunset", "over a city", "view", f"{OFF}"]},
                                num_prompts=4, seed=1)
     div = Diversified(template, vectors=vectors, seed=5, **words)
-    assert gives_more(div) and not gives_more(Diversified(NaivePrompts(), vectors=vectors, **words))
+    assert div.gives_more and not Diversified(NaivePrompts(), vectors=vectors, **words).gives_more
     air = next(iter(CheckedPrompts(div, check, LABELS, max_rounds=6)(["airplanes"])))
     kind = air.info["diversify"]["kind"]
     shown = [r["prompt"] for r in air.info["prompt_check"]]

@@ -17,8 +17,8 @@ def test_diversity_matches_scikit_image_and_writes_its_figure(compose, tmp_path)
     from hydra.utils import instantiate
     from skimage.metrics import structural_similarity
 
-    from odin.tasks.diversity import as_tensor
-    from odin.tasks.images import real_by_class
+    from odin.image_sets import real_by_class
+    from odin.metrics.images import as_tensor
 
     cfg = compose(*TINY, "task=diversity", "labels=[zero,seven]", "task.max_per_class=6", "task.image_size=16")
     metrics = run(cfg, output_dir=tmp_path / "run")

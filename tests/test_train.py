@@ -94,12 +94,14 @@ def test_rgb_and_grayscale_inputs_are_matched_to_the_model():
     assert gray[0][0].shape == (1, 16, 16) and rgb[1][0].shape == (3, 16, 16)
 
 
-def test_precision_auto_is_fp32_on_cpu_and_a_wrong_value_names_the_key():
+def test_precision_auto_is_fp32_on_cpu_and_a_wrong_value_names_the_key(compose):
+    from odin.validate import validate
+
     cpu = torch.device("cpu")
     assert resolve_precision("auto", cpu) == "fp32"
     assert resolve_precision("bf16", cpu) == "bf16"  # asked for explicitly: CPU autocast has bf16
     with pytest.raises(ConfigError, match="train.precision='half'.*fp16"):
-        resolve_precision("half", cpu)
+        validate(compose("train.precision=half"))
 
 
 def _reference_history(cfg, train_items, test_items, seed):

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from odin.data import MissingSplitError
+from odin.errors import MissingSplitError
 
 WORDS = ["<pad>", "</s>", "<unk>", "a", "photo", "of", "dog", "cat", "sitting", "on", "the", "grass", "bowl",
          "food", "with", "white", "black", "small", "<image>"]  # fmt: skip

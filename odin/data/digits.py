@@ -9,13 +9,13 @@ real images. No downloads: the data ships inside scikit-learn.
 from __future__ import annotations
 
 import functools
+import hashlib
 
 import numpy as np
 from PIL import Image
 
 from odin.characters import DIGIT_NAMES, label_to_char
-from odin.data import MissingSplitError
-from odin.errors import ConfigError
+from odin.errors import ConfigError, MissingSplitError
 
 INK_PIXELS = 312  # black pixels in a normalised 32x32 digit (the mean over load_digits)
 BOX_W, BOX_H, FRAME = 20, 32, 32  # NIST stretches the character's box to 20x32 in a 32x32 frame
@@ -87,14 +87,21 @@ def acquire(image: Image.Image) -> np.ndarray:
 class DigitsDataset:
     """load_digits as the test set; classes are the digit names ("zero".."nine")."""
 
-    def __init__(
-        self, name: str = "digits", context: str = "digit", root: str | None = None, template_banks: dict | None = None
-    ):
-        # root and template_banks belong to the config schema (prompts read the banks); the
-        # data itself ships with scikit-learn.
-        self.name, self.context, self.root = name, context, root
+    has_train_split = False  # load_digits is the test set; the data ships with scikit-learn
+
+    def __init__(self, name: str = "digits", context: str = "digit", root: str | None = None,
+                 template_banks: dict | None = None):
+        # root and template_banks are keys of the shared dataset schema, so they are in this dataset's cache
+        # keys; prompt=template reads the banks from the config. The data itself ships with scikit-learn.
+        if root is not None:
+            raise ConfigError(f"dataset.root={root}: dataset=digits ships inside scikit-learn and reads no folder; "
+                              "for your own images use dataset=folder dataset.root=...")
+        self.name, self.context, self.template_banks = name, context, dict(template_banks or {})
         self.classes = list(DIGIT_NAMES)
         self.channels = 1
+
+    def check(self) -> None:
+        return None  # nothing on disk to look for
 
     def _digit(self, label: str) -> int:
         char = label_to_char(str(label))
@@ -111,6 +118,24 @@ class DigitsDataset:
             index[self._digit(label)] = i
         images, targets = _load()
         return [(images[k].copy(), index[int(t)]) for k, t in enumerate(targets) if int(t) in index]
+
+    def fingerprint(self, split: str, labels: list[str]) -> dict[str, dict]:
+        """Per label: its number of images and a hash of their pixels (load_digits as this scikit-learn has it)."""
+        if split != "test":
+            return self.train_items(labels)
+        by_label: dict[int, list[np.ndarray]] = {i: [] for i in range(len(labels))}
+        for x, i in self.test_set(labels):
+            by_label[i].append(x)
+        return {label: {"images": len(by_label[i]),
+                        "hash": hashlib.sha256(np.ascontiguousarray(by_label[i]).tobytes()).hexdigest()[:16]}
+                for i, label in enumerate(labels)}
+
+    def train_items(self, labels: list[str]) -> list[tuple[np.ndarray, int]]:
+        raise MissingSplitError("dataset=digits has no real training images (load_digits is only the test set "
+                                "here): train on generated images (train.source=generated, no train.real_classes)")
+
+    def sources(self, split: str, labels: list[str]) -> list:
+        return self.train_items(labels) if split == "train" else []  # its test images are arrays (test_set)
 
     def train_images(self, label: str) -> list[Image.Image]:
         raise MissingSplitError(

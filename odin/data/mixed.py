@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from odin.data.common import seeded_order
-from odin.errors import ConfigError
+from odin.errors import ConfigError, MissingSplitError
 
 
 def round_labels(classes_by_part: Mapping[str, Sequence[str]], per_part: int | None, round: int,  # noqa: A002
@@ -45,6 +45,8 @@ class MixedDataset:
     each part's own config). A class name two parts share becomes `<class> (<part>)` in both, so every
     label is unique; the part answers for its own classes under its own name."""
 
+    has_train_split = False  # captions read the parts' train_images; real training runs per part
+
     def __init__(self, parts: Mapping[str, object], name: str = "mixed", context: str = "",
                  per_part: int | None = None, round: int = 0, seed: int = 0,  # noqa: A002
                  balance: bool = False, root: str | None = None, template_banks: dict | None = None):
@@ -68,8 +70,7 @@ class MixedDataset:
 
     def check(self) -> None:
         for ds in self.parts.values():
-            if hasattr(ds, "check"):
-                ds.check()
+            ds.check()
         self.classes  # noqa: B018 (per_part is checked against the parts' classes here)
 
     @functools.cached_property
@@ -127,6 +128,20 @@ class MixedDataset:
             found = [k for _, k in ds.sources("test", [own for _, own in members])]
             counts += [found.count(k) for k in range(len(members))]
         return min(counts) if counts else None
+
+    def fingerprint(self, split: str, labels: Sequence[str]) -> dict[str, dict]:
+        found = {}
+        for part, members in self._by_part(labels).items():
+            prints = self.parts[part].fingerprint(split, [own for _, own in members])
+            found |= {labels[i]: prints[own] for i, own in members}
+        return {label: found[label] for label in labels}
+
+    def train_items(self, labels: Sequence[str]) -> list[tuple[np.ndarray, int]]:
+        raise MissingSplitError(f"dataset={self.name}: training on the parts' real images is not supported "
+                                "(train.source=real, train.real_classes); run each part as its own dataset")
+
+    def sources(self, split: str, labels: Sequence[str]) -> list:
+        return self.train_items(labels) if split == "train" else []
 
     def train_images(self, label: str) -> list[Image.Image]:
         self._by_part([label])  # a label outside this round fails here, naming the round's classes

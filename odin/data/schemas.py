@@ -85,7 +85,7 @@ DATASET_SCHEMAS: dict[str, type] = {
 
 
 def register() -> None:
-    """Store the schemas as /schema/dataset/<name> (odin.config.register_schema does the same for its own)."""
+    """Store the schemas as /schema/dataset/<name> (odin.config.register_configs stores the others)."""
     from hydra.core.config_store import ConfigStore
 
     cs = ConfigStore.instance()

@@ -19,8 +19,9 @@ from typing import Any
 
 from PIL import Image
 
+from odin.device import resolve_device
 from odin.errors import ConfigError, UserError
-from odin.generate import Generated
+from odin.generate import GeneratedImage
 from odin.hub import MissingWeightsError, require_weights
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ _loaded: tuple[tuple, Any] | None = None  # (load settings, pipeline): the one p
 
 
 class DiffusersGenerator:
+    cache_version = 0  # bumped when the same config starts to make other images (odin.keys.images_config)
+
     def __init__(
         self,
         model: str,
@@ -82,7 +85,7 @@ class DiffusersGenerator:
 
     # ---- fail fast -------------------------------------------------------------------
     def check(self, labels: list[str]) -> None:
-        """Weights, then CUDA, then names: each in about a second, before any model is loaded."""
+        """Weights, then names: each in about a second, before any model is loaded."""
         path = require_weights(self.model, config_key="diffusion.model", what="diffusion pipeline")
         if Path(path).is_dir() and not (Path(path) / "model_index.json").exists():
             raise MissingWeightsError(
@@ -90,18 +93,6 @@ class DiffusersGenerator:
                 "pipeline folder. Point it at the folder `save_pretrained` or `hf "
                 "download <id>` wrote (the one holding model_index.json, unet/, vae/, ...)."
             )
-        if self.device.startswith("cuda"):
-            import torch
-
-            if not torch.cuda.is_available():
-                raise ConfigError(
-                    f"diffusion.device={self.device} but torch sees no CUDA device (torch "
-                    f"{torch.__version__}, built for CUDA {torch.version.cuda}). Run on a GPU node, "
-                    "check CUDA_VISIBLE_DEVICES and the driver, or set diffusion.device=auto."
-                )
-            index = int(self.device.split(":")[1]) if ":" in self.device else 0
-            if index >= torch.cuda.device_count():
-                raise ConfigError(f"diffusion.device={self.device}: only {torch.cuda.device_count()} CUDA devices")
         if self.scheduler is not None:
             import diffusers
 
@@ -149,19 +140,20 @@ class DiffusersGenerator:
                 raise UserError(str(error)) from None
 
     # ---- generate ----------------------------------------------------------------------
-    def __call__(self, label: str, prompts: list[str], seeds: list[int], heatmaps: bool = False) -> list[Generated]:
+    def __call__(self, label: str, prompts: list[str], seeds: list[int],
+                 heatmaps: bool = False) -> list[GeneratedImage]:
         """One image per (prompt, seed); with `heatmaps`, each with the label tokens' cross-attention map
         at the image's size (odin.localize.attention; the images are the same either way)."""
         if len(prompts) != len(seeds):
             raise ConfigError(f"{len(prompts)} prompts but {len(seeds)} seeds")
         pipe = self.pipeline()
-        out: list[Generated] = []
+        out: list[GeneratedImage] = []
         for start in range(0, len(prompts), self.batch_size):
             batch = slice(start, start + self.batch_size)
             out += self._batch(pipe, label, prompts[batch], seeds[batch], heatmaps)
         return out
 
-    def _batch(self, pipe, label: str, prompts: list[str], seeds: list[int], heatmaps: bool) -> list[Generated]:
+    def _batch(self, pipe, label: str, prompts: list[str], seeds: list[int], heatmaps: bool) -> list[GeneratedImage]:
         images, flagged, heats = self._generate(pipe, prompts, seeds, label if heatmaps else None)
         tries = [0] * len(prompts)
         # The safety checker blacks out what it flags: redo those with the next seed (bounded),
@@ -185,7 +177,7 @@ class DiffusersGenerator:
         if any(tries):
             log.warning("label '%s': safety checker retries per image %s", label, tries)
         return [
-            Generated(image, {"seed_used": seed + n, "safety_retries": n}, heat)
+            GeneratedImage(image, {"seed_used": seed + n, "safety_retries": n}, heat)
             for image, seed, n, heat in zip(images, seeds, tries, heats, strict=True)
         ]
 
@@ -230,9 +222,7 @@ class DiffusersGenerator:
     def _settings(self) -> tuple:
         import torch
 
-        device = self.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+        device = str(resolve_device(self.device))
         dtype = DTYPES.get(self.dtype)
         if dtype is None:  # auto: half precision where the hardware is built for it
             if device.startswith("cuda"):

@@ -323,6 +323,9 @@ class GlyphGenerator:
         # prompts_per_label is read by the prompt config (prompt.num_prompts), not here
         self.size, self.images_per_prompt, self.batch_size = size, images_per_prompt, batch_size
 
+    def resolved(self) -> dict:
+        return {}  # nothing is chosen at run time: the config is what was used
+
     def check(self, labels: list[str]) -> None:
         if not labels:
             raise ConfigError("glyph got no labels: give digits (0-9 or zero..nine) or single letters")

@@ -1,4 +1,4 @@
-"""Images from files as one tensor for the metrics: the same size, RGB or gray, exact 0-255 values."""
+"""Images as one tensor for the metrics: from files (exact 0-255 values) or from float arrays; one size, RGB or gray."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
+
+LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, as PIL's convert("L")
 
 
 def load_images(paths: list[str | Path], size: int | None = None, gray: bool = False) -> torch.Tensor:
@@ -28,3 +31,17 @@ def load_images(paths: list[str | Path], size: int | None = None, gray: bool = F
         raise ValueError(f"images differ in size {sorted(shapes)}; give size= (e.g. the diversity settings' size)")
     stacked = torch.from_numpy(np.stack(arrays))
     return stacked.unsqueeze(1) if gray else stacked.permute(0, 3, 1, 2).contiguous()
+
+
+def as_tensor(images: list[np.ndarray], size: int, gray: bool) -> torch.Tensor:
+    """float arrays in [0, 1] (HxW or HxWxC) -> [N, C, size, size] float64 in [0, 1] (C = 1 when gray)."""
+    out = []
+    for a in images:
+        x = torch.as_tensor(np.asarray(a, dtype=np.float64))
+        x = x[None] if x.ndim == 2 else x.permute(2, 0, 1)
+        if gray and x.shape[0] == 3:
+            x = torch.tensordot(torch.tensor(LUMA, dtype=x.dtype), x, dims=1)[None]
+        if tuple(x.shape[-2:]) != (size, size):
+            x = F.interpolate(x[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
+        out.append(x.clamp(0, 1))
+    return torch.stack(out)

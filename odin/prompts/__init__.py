@@ -1,17 +1,17 @@
 """Prompt generators: labels -> prompts.
 
-A generator is any object built from a `_target_` node with
+A generator is any object built from a `_target_` node with what `PromptGenerator` lists:
   check(labels)      fail fast (missing key, label it cannot serve) before heavy work
   __call__(labels)   yield one LabelPrompts per label, in any order, as each is ready
+  resolved()         the values it chose at run time (caption: dtype), for the prompt key (odin.keys)
+  gives_more, more(label, shown, dropped, count)
+                     whether it can make further prompts for a label, and up to `count` of them, given
+                     every prompt it has shown for it so far (in order, repeats included) and those of
+                     them the prompt check dropped
 The store caches each LabelPrompts per label as soon as it is yielded, so a failure on one
-label loses nothing already made.
-
-A generator that can make further prompts for a label also offers
-  more(label, shown, dropped, count)   up to `count` new prompts for `label`, given every prompt it
-                                       has shown for it so far (in order, repeats included) and
-                                       those of them the prompt check dropped
-which the prompt check (odin.prompts.checked) calls to replace dropped prompts: the LLM is asked
-again in the conversation, a template draws its next prompts, a captioner captions further images.
+label loses nothing already made. The prompt check (odin.prompts.checked) calls `more` to replace
+dropped prompts: the LLM is asked again in the conversation, a template draws its next prompts, a
+captioner captions further images; the naive sentence has nothing more to give.
 """
 
 from __future__ import annotations
@@ -29,15 +29,15 @@ class LabelPrompts:
 
 
 class PromptGenerator(Protocol):
+    gives_more: bool
+
     def check(self, labels: list[str]) -> None: ...
 
     def __call__(self, labels: list[str]) -> Iterable[LabelPrompts]: ...
 
+    def resolved(self) -> dict: ...
 
-def gives_more(generator) -> bool:
-    """Whether `generator` (and every generator it wraps) can make further prompts for a label."""
-    inner = getattr(generator, "inner", None)
-    return callable(getattr(generator, "more", None)) and (inner is None or gives_more(inner))
+    def more(self, label: str, shown: list[str], dropped: list[str], count: int) -> LabelPrompts: ...
 
 
 def per_label(make, labels: list[str]) -> Iterator[LabelPrompts]:

@@ -12,8 +12,7 @@ import logging
 import random
 import re
 
-from odin.data import MissingSplitError
-from odin.errors import ConfigError
+from odin.errors import ConfigError, MissingSplitError
 from odin.hub import require_weights
 from odin.prompts import LabelPrompts
 from odin.prompts.parse import dedup_key
@@ -48,6 +47,8 @@ def _article(a: str, label: str) -> str:
 
 
 class CaptionPrompts:
+    gives_more = True
+
     # device and batch_size change speed, not captions: odin.keys.PROMPT_IGNORED leaves them out of the key.
 
     def __init__(
@@ -155,9 +156,9 @@ class CaptionPrompts:
         return [text.strip() for text in processor.batch_decode(out, skip_special_tokens=True)]
 
     def _device_dtype(self) -> tuple[str, str]:
-        import torch
+        from odin.device import resolve_device
 
-        device = self.device if self.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+        device = str(resolve_device(self.device))
         dtype = self.dtype
         if dtype == "auto":
             dtype = "float16" if device.startswith("cuda") else "float32"

@@ -7,7 +7,7 @@ key that holds their configs (odin.keys.prompt_extras); off, the key is what it 
 
 The check (odin.filter.PromptCheck) scores each prompt against every label of the run. A prompt
 closer to another label than to its own, or below `prompt_check.threshold`, is dropped. Then:
-  1. `replace` (the default): a generator that can make more (odin.prompts.gives_more: llm, template,
+  1. `replace` (the default): a generator that can make more (gives_more: llm, template,
      caption, and diversify around them) is asked for as many prompts as were dropped, and those are
      checked in turn, for at most `max_rounds` rounds;
   2. `refill` (the default): if still short, the kept prompts are repeated in order up to the count
@@ -27,7 +27,7 @@ from omegaconf import DictConfig
 
 from odin.errors import UserError
 from odin.filter import FilterError, PromptCheck
-from odin.prompts import LabelPrompts, PromptGenerator, gives_more
+from odin.prompts import LabelPrompts, PromptGenerator
 from odin.prompts.parse import dedup_key
 
 log = logging.getLogger(__name__)
@@ -39,10 +39,15 @@ class CheckedPrompts:
                  encoder_name: str = "", replace: bool = True, max_rounds: int = 2):
         self.inner, self.prompt_check, self.labels, self.refill = inner, check, list(labels), refill
         self.encoder_name, self.max_rounds = encoder_name, max_rounds
-        self.replace = replace and max_rounds > 0 and gives_more(inner)
+        self.replace = replace and max_rounds > 0 and inner.gives_more
+
+    gives_more = False  # the outermost layer: its replacements are asked for inside it
+
+    def more(self, label: str, shown: list[str], dropped: list[str], count: int) -> LabelPrompts:
+        return LabelPrompts(label, [])
 
     def resolved(self) -> dict:
-        return self.inner.resolved() if hasattr(self.inner, "resolved") else {}
+        return self.inner.resolved()
 
     def check(self, labels: list[str]) -> None:
         self.inner.check(labels)
@@ -138,6 +143,7 @@ def wrap_prompter(cfg: DictConfig, prompter: PromptGenerator, labels: list[str])
         from omegaconf import OmegaConf
 
         node = OmegaConf.to_container(cfg.diversify, resolve=True)
+        node.pop("name")  # the option's name (conf/diversify/<name>.yaml), not a setting
         prompter = get_object(node.pop("_target_"))(inner=prompter, **node)
     if cfg.prompt_check.name != "none":
         node = cfg.prompt_check

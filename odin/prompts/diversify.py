@@ -13,25 +13,11 @@ the label (a caption whose subject was not found, an LLM's off-label line) becom
 "<modifier> <label>, <prompt>". The decision, both scores and the inner prompts go in
 `LabelPrompts.info["diversify"]`, so the store keeps them with the prompts.
 
-Config (proposed: a `diversify` group whose default `none` is null). Hydra builds it around the prompt:
-
-    # conf/diversify/word2vec.yaml: python run.py diversify=word2vec diversify.vectors=/path/GoogleNews.bin
-    _target_: odin.prompts.diversify.Diversified
-    vectors: ???          # a word2vec-format file: binary if it ends in .bin, text otherwise
-    limit: null           # read only the first n words (GoogleNews: 500000 covers labels, loads faster)
-    living_words: [animate, animal, plant, living, creature, organism]
-    nonliving_words: [inanimate, object, man-made, artifact, thing, tool]
-    living_modifiers: [young, old, female, male, sleeping, sick, small, large, wet, running]
-    nonliving_modifiers: [broken, new, old, red, wooden, small, large, dirty, shiny, metal]
-    seed: ${seed}
-
-    # conf/diversify/minilm.yaml: the same with `model: ???` (a sentence-transformers folder) instead of vectors
-
-The wiring: `prompter = instantiate(cfg.prompt); if cfg.diversify: prompter = instantiate(cfg.diversify,
-inner=prompter)`, and the prompt cache key taken over {prompt, diversify} when diversify is on (so
-keys without it stay as they are). Equivalently one node `{_target_: ...Diversified, inner: {<the
-prompt node>}, ...}` builds through Hydra's recursive instantiate. `device` and `batch_size` (for a
-sentence model) are runtime keys.
+Config: the `diversify` group (conf/diversify/word2vec.yaml with `vectors`, a word2vec-format file;
+conf/diversify/sentence.yaml with `model`, a sentence-transformers folder; `none` by default). The
+wiring (odin/prompts/checked.py wrap_prompter) builds it around the run's prompt generator, and the
+prompt key holds its settings only when it is on (odin/keys.py prompt_extras), so keys without it stay
+as they are. `device` and `batch_size` (for a sentence model) are runtime keys.
 """
 
 from __future__ import annotations
@@ -42,9 +28,9 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from odin.embeddings import Embedder
+from odin.keys import derive_seed
 from odin.prompts import LabelPrompts, PromptGenerator
 from odin.prompts.words import LIVING_MODIFIERS, LIVING_WORDS, NONLIVING_MODIFIERS, NONLIVING_WORDS
-from odin.store import derive_seed
 
 
 class Diversified:
@@ -62,7 +48,6 @@ class Diversified:
         device: str = "cpu",
         batch_size: int = 64,
         config_key: str = "diversify",
-        name: str = "diversify",  # the option's name (conf/diversify/<name>.yaml); nothing reads it
     ):
         lists = {"living_words": living_words, "nonliving_words": nonliving_words,
                  "living_modifiers": living_modifiers, "nonliving_modifiers": nonliving_modifiers}
@@ -78,9 +63,13 @@ class Diversified:
         self._anchors: dict[str, np.ndarray] | None = None
         self._given: dict[str, list[str]] = {}  # label -> the inner prompts given so far, for more()
 
+    @property
+    def gives_more(self) -> bool:
+        return self.inner.gives_more
+
     def resolved(self) -> dict:
         """The inner generator's run-time choices (caption: dtype), for the prompt key."""
-        return self.inner.resolved() if hasattr(self.inner, "resolved") else {}
+        return self.inner.resolved()
 
     def check(self, labels: list[str]) -> None:
         self.inner.check(labels)

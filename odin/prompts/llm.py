@@ -19,24 +19,14 @@ from urllib.parse import urlparse
 
 import openai
 
+from odin.config import LLMPromptConfig
 from odin.errors import ConfigError, UserError
 from odin.prompts import LabelPrompts
 from odin.prompts.parse import dedup_key, names_label, parse_prompts
 
 log = logging.getLogger(__name__)
 
-PAPER_QUERY = (
-    "Can you recommend {num_prompts} simple prompts for image creation? "
-    "I want to generate photo-realistic {label} images with txt2img model"
-)
-FOLLOWUP = (
-    "I could use {kept} of those. Please recommend {missing} more simple prompts, as a numbered list, "
-    'one per line, each naming "{label}" explicitly.'
-)
-REPLACEMENT = (  # sent when the prompt check (prompt_check=...) dropped some of the prompts
-    'These do not clearly show "{label}": {dropped}. Please recommend {missing} more simple prompts, '
-    'as a numbered list, one per line, each naming "{label}" explicitly.'
-)
+PAPER_QUERY = LLMPromptConfig.query  # the defaults live in the schema (odin/config.py), once
 OPENAI_URL = "https://api.openai.com/v1"
 # base_url, concurrency, timeout, max_retries and max_asks change how, not what, we ask:
 # odin.keys.PROMPT_IGNORED leaves them out of the cache key.
@@ -75,12 +65,14 @@ def usable(text: str, label: str, seen: set[str], rejected: list[str]) -> list[s
 
 
 class LLMPrompts:
+    gives_more = True
+
     def __init__(
         self,
         model: str = "gpt-3.5-turbo",
-        query: str = PAPER_QUERY,
-        followup: str = FOLLOWUP,
-        replacement: str = REPLACEMENT,
+        query: str = LLMPromptConfig.query,
+        followup: str = LLMPromptConfig.followup,
+        replacement: str = LLMPromptConfig.replacement,
         num_prompts: int = 10,
         temperature: float = 1.0,
         max_tokens: int | None = None,
@@ -92,18 +84,6 @@ class LLMPrompts:
         max_retries: int = 5,
         max_asks: int = 3,
     ):
-        if "{label}" not in query:
-            raise ConfigError(f"prompt.query={query!r} must contain {{label}}")
-        for name, template in (("query", query), ("followup", followup), ("replacement", replacement)):
-            try:
-                template.format(label="x", num_prompts=1, kept=0, missing=1, dropped="y")
-            except (KeyError, IndexError, ValueError) as e:
-                raise ConfigError(
-                    f"prompt.{name}: bad placeholder {e}; use {{label}}, {{num_prompts}} "
-                    "(in followup also {kept}, {missing}; in replacement {missing}, {dropped})"
-                ) from None
-        if num_prompts < 1 or concurrency < 1 or max_asks < 1 or max_retries < 0:
-            raise ConfigError("prompt.num_prompts, .concurrency and .max_asks must be >= 1, .max_retries >= 0")
         self.model, self.query, self.followup, self.num_prompts = model, query, followup, num_prompts
         self.replacement = replacement
         self.temperature, self.max_tokens, self.seed, self.system = temperature, max_tokens, seed, system
@@ -113,7 +93,20 @@ class LLMPrompts:
     def url(self) -> str:
         return self.base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL
 
+    def resolved(self) -> dict:
+        return {}  # nothing is chosen at run time: the config is what was used
+
     def check(self, labels: list[str]) -> None:
+        if "{label}" not in self.query:
+            raise ConfigError(f"prompt.query={self.query!r} must contain {{label}}, where each label goes")
+        for name in ("query", "followup", "replacement"):
+            try:
+                getattr(self, name).format(label="x", num_prompts=1, kept=0, missing=1, dropped="y")
+            except (KeyError, IndexError, ValueError) as e:
+                raise ConfigError(
+                    f"prompt.{name}: bad placeholder {e}; use {{label}}, {{num_prompts}} "
+                    "(in followup also {kept}, {missing}; in replacement {missing}, {dropped})"
+                ) from None
         # Only OpenAI's own endpoint surely needs a key; a local vLLM/Ollama server usually takes none,
         # and one that wants a key answers 401, which we report as the same one-line fix.
         if not os.environ.get("OPENAI_API_KEY") and urlparse(self.url()).hostname == "api.openai.com":

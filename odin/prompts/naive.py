@@ -7,15 +7,20 @@ from odin.prompts import LabelPrompts, per_label
 
 
 class NaivePrompts:
+    gives_more = False  # one sentence: the prompt check repeats the kept ones instead
+
     def __init__(self, template: str = "a photo of one {label} {context}", context: str = "", num_prompts: int = 1):
-        if num_prompts < 1:
-            raise ConfigError(f"prompt.num_prompts={num_prompts} must be at least 1")
-        if "{label}" not in template:
-            raise ConfigError(f"prompt.template={template!r} must contain {{label}}")
         self.template, self.context, self.num_prompts = template, context, num_prompts
 
+    def resolved(self) -> dict:
+        return {}  # nothing is chosen at run time: the config is what was used
+
     def check(self, labels: list[str]) -> None:
-        pass
+        if "{label}" not in self.template:
+            raise ConfigError(f"prompt.template={self.template!r} must contain {{label}}, where each label goes")
+
+    def more(self, label: str, shown: list[str], dropped: list[str], count: int) -> LabelPrompts:
+        return LabelPrompts(label, [])
 
     def render(self, label: str) -> str:
         return " ".join(self.template.format(label=label, context=self.context).split())

@@ -14,34 +14,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from odin.image_sets import generated_rows, load_generated, real_by_class
 from odin.metrics.colorfulness import PAPER_SIZE, colorfulness
+from odin.metrics.images import as_tensor
 from odin.metrics.ssim import class_diversity
-from odin.tasks.images import generated_rows, load_generated, real_by_class
+from odin.tasks import Task
 
 log = logging.getLogger("odin.run")
 
 SOURCES = ("generated", "real")
-LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, as PIL's convert("L")
 
 
-def as_tensor(images: list[np.ndarray], size: int, gray: bool) -> torch.Tensor:
-    """float arrays in [0, 1] (HxW or HxWxC) -> [N, C, size, size] float64 in [0, 1] (C = 1 when gray)."""
-    out = []
-    for a in images:
-        x = torch.as_tensor(np.asarray(a, dtype=np.float64))
-        x = x[None] if x.ndim == 2 else x.permute(2, 0, 1)
-        if gray and x.shape[0] == 3:
-            x = torch.tensordot(torch.tensor(LUMA, dtype=x.dtype), x, dims=1)[None]
-        if tuple(x.shape[-2:]) != (size, size):
-            x = F.interpolate(x[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
-        out.append(x.clamp(0, 1))
-    return torch.stack(out)
-
-
-def diversity(cfg, dataset, labels: list[str], folder, logger, out: Path) -> dict:
+def diversity(ctx, generated) -> dict:
     """The `diversity` and `colorfulness` sections of metrics.json, and diversity.png / colorfulness.png."""
+    cfg, dataset, labels, logger, out = ctx.cfg, ctx.dataset, ctx.labels, ctx.logger, ctx.out
+    folder = generated.post_images
     task = cfg.task
     rows = generated_rows(folder, labels, task.max_per_class, cfg.seed)
     images = {"generated": {label: load_generated(folder, r, dataset) for label, r in rows.items()}}
@@ -140,3 +128,6 @@ def colorfulness_figure(found: dict, path: Path) -> Path:
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+TASK = Task(run=diversity)

@@ -61,7 +61,7 @@ def real_by_class(dataset, labels: list[str], n: int | None, seed: int,
                   split: str = "test") -> tuple[dict[str, list[np.ndarray]], str]:
     """Up to `n` real images of each label from `split` ("train" when the dataset has one, else the test
     split) and the split they came from."""
-    if split == "train" and hasattr(dataset, "sources"):
+    if split == "train" and dataset.has_train_split:
         from odin.data.common import load_source
 
         sources = dataset.sources("train", labels)
@@ -85,7 +85,7 @@ def real_pool(dataset, labels: list[str], per_class: int, seed: int) -> tuple[li
     From the training split when the dataset has one (there a class may guide the draw); else from the
     test split, drawn from the pool of all its images of those classes, so no test label is used.
     """
-    if hasattr(dataset, "sources") and dataset.sources("train", labels):
+    if dataset.has_train_split and dataset.sources("train", labels):
         by_label, split = real_by_class(dataset, labels, per_class, seed, split="train")
         return [x for xs in by_label.values() for x in xs], split
     by_label, split = real_by_class(dataset, labels, None, seed, split="test")

@@ -1,0 +1,175 @@
+"""task=train: a timm classifier trained on the generated set (with train.source=real or train.real_classes, on
+real training images for some or all classes), tested on the dataset's real test images."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from pathlib import Path
+
+from hydra.utils import instantiate
+
+from odin import keys
+from odin.errors import ConfigError, UserError
+from odin.files import atomic_write_json
+from odin.keys import derive_seed
+from odin.models import check_model
+from odin.tasks import Task
+from odin.validate import some
+
+log = logging.getLogger("odin.run")
+
+
+def generated_labels(cfg, labels: list[str]) -> list[str]:
+    """All labels but train.real_classes (none with train.source=real): those train on generated images."""
+    if cfg.train.source == "real":
+        return []
+    real = set(cfg.train.real_classes)
+    return [label for label in labels if label not in real]
+
+
+def check(ctx) -> None:
+    """The model and its weights; real training images of the classes that train on them."""
+    cfg = ctx.cfg
+    check_model(cfg.model.name, cfg.model.pretrained, cfg.model.checkpoint_path)
+    if cfg.train.source != "real" and not cfg.train.real_classes:
+        return
+    unknown = [c for c in cfg.train.real_classes if c not in ctx.labels]
+    if unknown:
+        raise ConfigError(f"train.real_classes [{some(unknown)}] are not among this run's labels "
+                          f"[{some(ctx.labels, 40)}]")
+    if not ctx.dataset.has_train_split:
+        raise ConfigError(f"dataset={cfg.dataset.name} has no real training split, which train.source=real and "
+                          "train.real_classes train on: use a dataset that has one (oxford_pet, caltech101, "
+                          "cifar100, indian_food, folder)")
+
+
+def train(ctx, generated) -> dict:
+    """The result's sections of metrics.json, curves.png, and the result in a few log lines."""
+    import torch
+
+    from odin.device import resolve_device
+    from odin.models import preprocessing
+    from odin.split import holdout_prompts
+    from odin.train import ImageItems, resolve_precision
+    from odin.train import train as fit
+
+    cfg, labels, dataset = ctx.cfg, ctx.labels, ctx.dataset
+    torch.manual_seed(cfg.seed)  # the same initial weights every time: runs differ only where configs do
+    model = instantiate(cfg.model, num_classes=len(labels), in_chans=dataset.channels)
+    prep = preprocessing(model, cfg.model.pretrained or bool(cfg.model.checkpoint_path), cfg.model.input_size)
+    folder = generated.post_images if generated else None
+    rows, held = holdout_prompts(folder.rows if folder else [], cfg.train.holdout)
+    real = [label for label in labels if label not in ctx.generated_labels]
+    items = generated_items(ctx, folder, rows, prep)
+    val = generated_items(ctx, folder, held, prep)
+    if real:  # train.source=real, or the seen classes of train.real_classes
+        index = {labels.index(label) for label in real}
+        shaper = ImageItems.for_model([], dataset.channels, prep)
+        items += [(shaper.shape(x).numpy(), y) for x, y in dataset.train_items(labels) if y in index]
+    test = dataset.test_set(labels)
+    if not test:
+        raise UserError(f"dataset {cfg.dataset.name} has no test images for labels {labels}")
+    post = generated.post if generated else None
+    degrade_test = post is not None and post.apply_to_test and not post.is_identity
+    if degrade_test:  # the paper's Table 2 (right): the same degradation on the real images
+        test = [(post.apply(x, derive_seed(cfg.seed, "test", i)), y) for i, (x, y) in enumerate(test)]
+    precision = resolve_precision(cfg.train.precision, resolve_device(cfg.train.device))  # auto: what will run
+    real_images = {"test": dataset.fingerprint("test", labels),
+                   **({"train": dataset.fingerprint("train", real)} if real else {})}
+    settings = dict(
+        train_set=keys.rows_identity(folder.key if folder else "", rows) + keys.rows_identity("held out", held)
+        + keys.config_hash(real),
+        labels=labels, model={**ctx.config["model"], "input": dataclasses.asdict(prep)},
+        train={**ctx.config["train"], "precision": precision}, dataset=ctx.config["dataset"], seed=cfg.seed,
+        test_post=keys.post_config(post) if degrade_test else None,
+    )
+    key = keys.train_key(**settings, real_images=real_images)
+    checkpoint = ctx.store.root / "checkpoints" / key / "last.pt"
+    say_why_new(ctx.store.root / "checkpoints", keys.config_hash(settings), key, real_images)
+    log.info("training %s on %d images (%d real), choosing an epoch on %d held-out generated ones, testing on %d "
+             "real ones", cfg.model.name, len(items), len(items) - len(rows), len(val), len(test))
+    result = fit(
+        model, ImageItems.for_model(items, dataset.channels, prep, shaped=True),
+        ImageItems.for_model(test, dataset.channels, prep), cfg.train, checkpoint, seed=cfg.seed,
+        on_epoch=ctx.logger.log_epoch, resume=cfg.train.resume,
+        val_set=ImageItems.for_model(val, dataset.channels, prep, shaped=True) if val else None,
+        seen_classes={labels.index(label) for label in real} if real and len(real) < len(labels) else None,
+    )
+    metrics = result.to_dict()
+    metrics["training"] = {"status": metrics.pop("status"), "checkpoint": str(checkpoint),
+                           "epochs_from_checkpoint": metrics.pop("epochs_from_checkpoint")}
+    metrics["train_images"] = {"generated": len(rows), "real": len(items) - len(rows), "held_out": len(val)}
+    metrics["test_images"] = len(test)
+    _tell(ctx, result, metrics, checkpoint)
+    return metrics
+
+
+def say_why_new(checkpoints: Path, settings: str, key: str, real_images: dict) -> None:
+    """Say so when the same settings were trained before on other real images (a folder that changed), and
+    remember which real images these settings train and test on now."""
+    record = checkpoints / ".by_settings" / f"{settings}.json"
+    try:
+        before = json.loads(record.read_text())
+    except (OSError, ValueError):
+        before = None
+    if before and before.get("key") != key and before.get("real_images") != real_images:
+        changed = [f"{split} images of '{label}': {old.get('images')} -> {now['images']}"
+                   + ("" if old.get("images") != now["images"] else " (files changed)")
+                   for split, by_label in real_images.items() for label, now in by_label.items()
+                   if (old := before["real_images"].get(split, {}).get(label, {})) != now]
+        log.info("the real images changed since these settings were trained (%s): %s; training anew (the earlier "
+                 "training stays in %s)", checkpoints / before["key"], "; ".join(changed[:5])
+                 + (f"; and {len(changed) - 5} more" if len(changed) > 5 else ""), checkpoints / before["key"])
+    if before != {"key": key, "real_images": real_images}:
+        try:
+            atomic_write_json(record, {"key": key, "real_images": real_images})
+        except OSError:  # a read-only store: the note is a courtesy, never a reason to fail
+            pass
+
+
+def generated_items(ctx, folder, rows: list[dict], prep) -> list:
+    """(image, class index) of generated rows, prepared at the model's input size once and kept in the
+    store (odin/prepared.py); loaded in parallel."""
+    from odin.prepared import prepared_loaders
+    from odin.train import preload
+
+    if not rows:
+        return []
+    loaders = prepared_loaders(ctx.store.root, folder, rows, ctx.dataset, ctx.config["dataset"], prep,
+                               ctx.dataset.channels)
+    if ctx.cfg.train.preload:
+        loaders = preload(loaders, ctx.cfg.train.num_workers or os.cpu_count() or 1)
+    index = {label: i for i, label in enumerate(ctx.labels)}
+    return [(x, index[r["label"]]) for x, r in zip(loaders, rows, strict=True)]
+
+
+def _tell(ctx, result, metrics: dict, checkpoint) -> None:
+    from odin.report import training_curves
+
+    ctx.logger.log_image("curves", training_curves(result.history, ctx.out / "curves.png"))
+    source = {"trained": "", "resumed": f" (resumed after epoch {result.epochs_from_checkpoint})",
+              "cached": f" (read from the finished training in {checkpoint}; train.resume=false retrains)"}
+    log.info("top-1 %.2f%%  top-3 %.2f%%  (best epoch %d) on %d real %s test images; trained on %s%s",
+             result.top1, result.top3, result.best_epoch, metrics["test_images"], ctx.cfg.dataset.name,
+             trained_on(metrics["train_images"]), source[result.status])
+    if result.heldout_top1 is not None:
+        log.info("at the epoch chosen on held-out generated prompts (%d, no test label used): top-1 %.2f%%  "
+                 "top-3 %.2f%%; last epoch: top-1 %.2f%%", result.heldout_epoch, result.heldout_top1,
+                 result.heldout_top3, result.last_top1)
+    if result.seen_unseen:
+        log.info("seen (real) classes %.2f%%, unseen (generated) classes %.2f%%, harmonic mean %.2f%%",
+                 *result.seen_unseen.values())
+
+
+def trained_on(counts: dict) -> str:
+    """"18000 generated images only", "370 real images and 1620 generated ones"."""
+    generated, real = counts["generated"], counts["real"]
+    if not real:
+        return f"{generated} generated images only"
+    return f"{real} real images" + (f" and {generated} generated ones" if generated else "")
+
+
+TASK = Task(run=train, check=check, generates=generated_labels)
