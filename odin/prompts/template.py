@@ -11,11 +11,13 @@ import string
 import numpy as np
 
 from odin.errors import ConfigError
+from odin.keys import derive_seed
 from odin.prompts import LabelPrompts, per_label
-from odin.store import derive_seed
 
 
 class TemplatePrompts:
+    gives_more = True
+
     def __init__(self, template: str, banks: dict[str, list[str]], context: str = "", num_prompts: int = 10,
                  seed: int = 0):
         example = "e.g. prompt.template='a photo of one {label} {context}'"
@@ -37,6 +39,9 @@ class TemplatePrompts:
             raise ConfigError(f"prompt.num_prompts={num_prompts} must be at least 1")
         self.template, self.context, self.num_prompts, self.seed = template, context, num_prompts, seed
         self.banks = {name: list(banks[name]) for name in fields & set(banks)}
+
+    def resolved(self) -> dict:
+        return {}  # nothing is chosen at run time: the config is what was used
 
     def check(self, labels: list[str]) -> None:
         pass
