@@ -29,6 +29,8 @@ from hydra_plugins.hydra_submitit_launcher import submitit_launcher
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from omegaconf import OmegaConf
 
+from odin.errors import UserError
+
 log = logging.getLogger("odin.launcher")
 
 # squeue's pending reasons that waiting cannot cure: the request exceeds what the partition, its nodes or a
@@ -68,8 +70,8 @@ REFUSALS = [
 ]
 
 
-class Refused(Exception):
-    """What SLURM would not do, and what would work: printed as one message, exit status 1."""
+class Refused(UserError):
+    """What SLURM would not do, and what would work: run.py prints it as one line and exits with status 1."""
 
 
 class SlurmLauncher(submitit_launcher.SlurmLauncher):
@@ -77,15 +79,6 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
     lost_after_s = 20.0  # a job ended this long without its result file has none coming (file system latency)
 
     def launch(self, job_overrides, initial_job_idx):
-        try:
-            return self._launch(job_overrides, initial_job_idx)
-        except Refused as error:
-            from odin.secrets import scrub_text
-
-            print(f"Error: {scrub_text(str(error))}", file=sys.stderr, flush=True)
-            sys.exit(1)
-
-    def _launch(self, job_overrides, initial_job_idx):
         # The plugin's launch (hydra-submitit-launcher 1.2.0), with the submission and the wait of our own.
         import submitit
 
