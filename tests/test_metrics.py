@@ -47,6 +47,25 @@ def test_pairwise_ssim_equals_skimage_defaults(backend, kind, channels):
     assert reference.std() > 0.01  # the pairs differ, so a wrong order would show
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_numba_loop_across_bands_chunks_and_odd_widths_equals_skimage(monkeypatch, threads):
+    """Several row bands (the ring of window rows restarts at each), chunks of pairs on each thread, an odd
+    number of map columns (the pixel left over by the paired division) and the Gaussian window's path."""
+    from odin.metrics import ssim_cpu
+
+    monkeypatch.setattr(ssim_cpu, "CACHE_BUDGET", 1)  # the thinnest bands: 24 rows, so 3 bands of a 58-row map
+    assert ssim_cpu.band_rows(6, 65, 7, 8, 58) == 24
+    images = smooth_images(6, 3, 64, seed=11)[..., :65 - 2]  # 64 x 63 px: a 58 x 57 map
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for options in ({}, {"gaussian_weights": True}):
+            ours = pairwise_ssim(images, 1.0, **options).numpy()
+            np.testing.assert_allclose(ours, skimage_pairs(images, data_range=1.0, **options), rtol=0, atol=1e-12)
+    finally:
+        torch.set_num_threads(previous)
+
+
 @pytest.mark.parametrize("options", [{"gaussian_weights": True}, {"win_size": 5},
                                      {"gaussian_weights": True, "use_sample_covariance": False},
                                      {"win_size": 9, "use_sample_covariance": False}])

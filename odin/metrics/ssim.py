@@ -169,6 +169,10 @@ def pair_batches(n: int, batch_pairs: int, device) -> Iterator[tuple[torch.Tenso
     """Index pairs i < j in row-major order, `batch_pairs` at a time (never all N^2 at once)."""
     if batch_pairs < 1:
         raise ValueError(f"batch_pairs={batch_pairs} must be at least 1")
+    if batch_pairs >= n * (n - 1) // 2:  # one batch: the same pairs, without a search per pair
+        i, j = torch.triu_indices(n, n, 1)
+        yield i.to(device), j.to(device)
+        return
     # Row i holds pairs first[i] .. first[i+1]-1; a flat pair index k falls in the last row starting at or before it.
     first = torch.cumsum(torch.arange(n - 1, 0, -1), 0) - torch.arange(n - 1, 0, -1)
     for start in range(0, n * (n - 1) // 2, batch_pairs):

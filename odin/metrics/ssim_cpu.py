@@ -1,15 +1,18 @@
 """The per-pair part of SSIM as one fused loop for CPUs (numba), used by odin.metrics.ssim.
 
 On a CPU, torch runs each elementwise step of the SSIM formula as its own pass over memory (about 20
-per pair); this loop does the product, the separable window filter and the formula in one sweep, in
-cache, vectorised along the image row, pairs spread over threads. Every loop over `w` is innermost so
-LLVM vectorises it.
+per pair); this loop does the product, the window filter and the formula row by row, in cache,
+vectorised along the image row, chunks of pairs spread over threads. Every loop over `w` is innermost
+so LLVM vectorises it, and `error_model="numpy"` lets it vectorise the division (Python's model checks
+each divisor for zero, which keeps the loop scalar; SSIM's denominators are >= c1 * c2 > 0).
 
-Cache blocking: a pair reads two images and four statistic maps, megabytes at 224x224 RGB, so going pair
-by pair streams everything from RAM for every pair. Instead the image is cut into bands of rows; every
-pair is scored on one band (of one channel) before the next, so each image's band is read from RAM
-once and then reused from cache by all its N-1 pairs. A band needs k-1 extra rows above its last one
-(the window), which is the cost of a band.
+Per pair and row: the product of the two image rows enters a ring of the window's k rows; the vertical
+window sum slides down (two operations a pixel for the uniform window, whatever k), then the horizontal
+sum (the default 7-wide window written out, so it vectorises without a loop over taps), then the
+formula, two pixels per division.
+
+Cache: pairs are scored in row-major order, so one image stays in cache across its consecutive pairs,
+and the image is cut into bands of rows, each scored for every pair of a chunk before the next.
 """
 
 from __future__ import annotations
@@ -26,61 +29,148 @@ def use_torch_threads() -> None:
 
 
 CACHE_BUDGET = 4 << 20  # bytes of all images' band data that should stay in cache together
+CHUNKS_PER_THREAD = 8  # pair chunks handed out one at a time, so a thread slowed by other processes does less
 
 
 def band_rows(n_images: int, width: int, k: int, itemsize: int, out_h: int) -> int:
     """Output rows per band: as many as fit CACHE_BUDGET for all images (an image row plus 2 statistic rows)."""
     per_row = n_images * (width + 2 * (width - k + 1)) * itemsize
     rows = CACHE_BUDGET // max(1, per_row) - (k - 1)
-    return int(min(out_h, max(4 * (k - 1), rows)))  # never so thin that the extra k-1 rows dominate
+    return int(min(out_h, max(4 * (k - 1), rows)))  # never so thin that the k-1 rows that start a band dominate
 
 
-@numba.njit(parallel=True, fastmath=True, cache=True)
-def pair_ssim(x, mean, b, first, second, taps, c1, c2, two_cov_norm, band, running, out):  # pragma: no cover
-    """out[p] = SSIM of images first[p] and second[p]: x [N, C, H, W]; mean, b [N, C, H', W'] (valid maps).
+def pair_chunks(n_pairs: int, threads: int) -> np.ndarray:
+    """Start of each chunk of consecutive pairs, and n_pairs last: about CHUNKS_PER_THREAD chunks a thread."""
+    count = max(1, min(n_pairs, threads * CHUNKS_PER_THREAD))
+    return np.linspace(0, n_pairs, count + 1).astype(np.int64)
+
+
+def pair_ssim(x, mean, b, first, second, taps, c1, c2, two_cov_norm, band, running, out) -> None:
+    """out[p] = SSIM of images first[p] and second[p]; the chunks go to threads dynamically, one at a time."""
+    with numba.parallel_chunksize(1):
+        _pair_ssim(x, mean, b, first, second, pair_chunks(len(first), numba.get_num_threads()), taps, c1, c2,
+                   two_cov_norm, band, running, out)
+
+
+@numba.njit(parallel=True, fastmath=True, error_model="numpy", cache=True)
+def _pair_ssim(x, mean, b, first, second, chunks, taps, c1, c2, two_cov_norm, band, running, out):  # pragma: no cover
+    """x [N, C, H, W]; mean, b [N, C, H', W'] (valid maps); pairs chunks[q] .. chunks[q+1]-1 form chunk q.
 
     `running`: the taps are equal (the uniform window) and x is float64, so the vertical filter can be a
-    sliding sum (its rounding drift over a few hundred rows is ~1e-14 in float64; float32 would drift).
+    sliding sum (its rounding drift over a few hundred rows is ~1e-14 in float64; float32 would drift)
+    and the taps' common value is applied once per pixel.
     """
     channels, height, width = x.shape[1], x.shape[2], x.shape[3]
     k = taps.shape[0]
-    vertical = np.ones(k, x.dtype) if running else taps  # a sliding sum is unweighted; scaled once per pixel
-    scale = taps[0] if running else taps[0] / taps[0]
     out_h, out_w = height - k + 1, width - k + 1
-    n_pairs = first.shape[0]
-    sums = np.zeros(n_pairs, np.float64)
-    for c in range(channels):
-        for band_top in range(0, out_h, band):
-            rows = min(band, out_h - band_top)
-            for p in numba.prange(n_pairs):
-                i, j = first[p], second[p]
-                product = np.empty(width, x.dtype)
-                across = np.empty((rows + k - 1, out_w), x.dtype)  # the product filtered along each row
-                e_xy = np.empty(out_w, x.dtype)
-                # Per-column sums of the SSIM map in float64: one vector add per row (a scalar running sum
-                # would serialise the loop on the add's latency).
-                column_sums = np.zeros(out_w, np.float64)
-                for r in range(rows + k - 1):
-                    xi, xj = x[i, c, band_top + r], x[j, c, band_top + r]
-                    for w in range(width):
-                        product[w] = xi[w] * xj[w]
-                    _filter_row(product, taps, across[r])
-                for r in range(rows):
-                    if running and r > 0:  # equal taps: slide the window sum down a row, 2 ops instead of k
-                        for w in range(out_w):
-                            e_xy[w] += across[r + k - 1, w] - across[r - 1, w]
-                    else:
-                        _filter_rows(across, r, vertical, e_xy)
-                    top = band_top + r
-                    mi, mj, bi, bj = mean[i, c, top], mean[j, c, top], b[i, c, top], b[j, c, top]
-                    for w in range(out_w):  # all in the images' dtype, so float32 stays 8 lanes wide
-                        mean_product = mi[w] * mj[w]
-                        covariance = e_xy[w] * scale - mean_product
-                        numerator = (mean_product + mean_product + c1) * (two_cov_norm * covariance + c2)
-                        column_sums[w] += numerator / ((mi[w] * mi[w] + mj[w] * mj[w] + c1) * (bi[w] + bj[w]))
-                sums[p] += column_sums.sum()
-    for p in range(n_pairs):
-        out[p] = sums[p] / (channels * out_h * out_w)
+    scale = taps[0] * taps[0] if running else taps[0] / taps[0]
+    weights = np.ones(k, x.dtype) if running else taps
+    paired = x.itemsize == 8  # float64: two pixels share a division (see _row_sum)
+    for q in numba.prange(chunks.shape[0] - 1):
+        ring = np.empty((k, width), x.dtype)  # the window's k product rows; row t sits in slot t % k
+        vertical = np.empty(width, x.dtype)
+        e_xy = np.empty(out_w, x.dtype)
+        sums = np.zeros(chunks[q + 1] - chunks[q], np.float64)
+        for c in range(channels):
+            for band_top in range(0, out_h, band):
+                for p in range(chunks[q], chunks[q + 1]):
+                    i, j = first[p], second[p]
+                    for t in range(k - 1):
+                        _product(x[i, c, band_top + t], x[j, c, band_top + t], ring[t])
+                    total = 0.0
+                    for r in range(min(band, out_h - band_top)):
+                        new, slot = band_top + r + k - 1, ring[(r + k - 1) % k]  # the slot of the row leaving
+                        if running and r > 0:
+                            _slide(x[i, c, new], x[j, c, new], slot, vertical)
+                        else:
+                            _product(x[i, c, new], x[j, c, new], slot)
+                            _weighted_rows(ring, r, weights, vertical)
+                        if running and k == 7:
+                            _sum7(vertical, e_xy)
+                        else:
+                            _filter_row(vertical, weights, e_xy)
+                        row = band_top + r
+                        total += _row_sum(e_xy, mean[i, c, row], mean[j, c, row], b[i, c, row], b[j, c, row],
+                                          scale, c1, c2, two_cov_norm, paired)
+                    sums[p - chunks[q]] += total
+        for p in range(chunks[q], chunks[q + 1]):
+            out[p] = sums[p - chunks[q]] / (channels * out_h * out_w)
+
+
+_inline = numba.njit(fastmath=True, error_model="numpy", inline="always")
+
+
+@_inline
+def _product(xi, xj, out):  # pragma: no cover - compiled
+    for w in range(out.shape[0]):
+        out[w] = xi[w] * xj[w]
+
+
+@_inline
+def _slide(xi, xj, slot, vertical):  # pragma: no cover - compiled
+    """The window moves down a row: add the new row's product, subtract the leaving one's, keep the new."""
+    for w in range(vertical.shape[0]):
+        new = xi[w] * xj[w]
+        vertical[w] += new - slot[w]
+        slot[w] = new
+
+
+@_inline
+def _weighted_rows(ring, top, weights, out):  # pragma: no cover - compiled
+    """out[w] = sum_t weights[t] * (product row top + t)[w], the rows taken from the ring."""
+    k = weights.shape[0]
+    for w in range(out.shape[0]):
+        out[w] = ring[top % k, w] * weights[0]
+    for t in range(1, k):
+        row = ring[(top + t) % k]
+        for w in range(out.shape[0]):
+            out[w] += row[w] * weights[t]
+
+
+@_inline
+def _sum7(row, out):  # pragma: no cover - compiled
+    """The default window's horizontal sum written out: a fixed sum vectorises, a loop over taps does not."""
+    for w in range(out.shape[0]):
+        out[w] = row[w] + row[w + 1] + row[w + 2] + row[w + 3] + row[w + 4] + row[w + 5] + row[w + 6]
+
+
+@_inline
+def _filter_row(row, taps, out):  # pragma: no cover - compiled
+    """out[w] = sum_t taps[t] * row[w + t], one vectorised pass per tap."""
+    for w in range(out.shape[0]):
+        out[w] = row[w] * taps[0]
+    for t in range(1, taps.shape[0]):
+        for w in range(out.shape[0]):
+            out[w] += row[w + t] * taps[t]
+
+
+@_inline
+def _row_sum(e_xy, mi, mj, bi, bj, scale, c1, c2, two_cov_norm, paired):  # pragma: no cover - compiled
+    """Sum of one row of the SSIM map; `paired`: pixels w and w + half share a division, n1/d1 + n2/d2 =
+    (n1 d2 + n2 d1) / (d1 d2), as a vector division takes as long as several multiplications.
+
+    Each d lies between (K1 K2)^2 and ~2 times data_range^4, so d1 d2 stays inside float64's range for any
+    data_range up to ~1e38; float32's range is too short for 16-bit data, so float32 divides pixel by pixel.
+    """
+    half = e_xy.shape[0] // 2 if paired else 0
+    total = 0.0
+    for w in range(half):
+        n1, d1 = _terms(e_xy, mi, mj, bi, bj, w, scale, c1, c2, two_cov_norm)
+        n2, d2 = _terms(e_xy, mi, mj, bi, bj, w + half, scale, c1, c2, two_cov_norm)
+        total += (n1 * d2 + n2 * d1) / (d1 * d2)
+    for w in range(2 * half, e_xy.shape[0]):
+        n1, d1 = _terms(e_xy, mi, mj, bi, bj, w, scale, c1, c2, two_cov_norm)
+        total += n1 / d1
+    return total
+
+
+@_inline
+def _terms(e_xy, mi, mj, bi, bj, w, scale, c1, c2, two_cov_norm):  # pragma: no cover - compiled
+    """Numerator and denominator of the SSIM map at w, in the images' dtype (float32 stays 8 lanes wide)."""
+    mean_product = mi[w] * mj[w]
+    covariance = e_xy[w] * scale - mean_product
+    numerator = (mean_product + mean_product + c1) * (two_cov_norm * covariance + c2)
+    return numerator, (mi[w] * mi[w] + mj[w] * mj[w] + c1) * (bi[w] + bj[w])
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
@@ -113,17 +203,7 @@ def image_stats(x, taps, c2, cov_norm, mean, b):  # pragma: no cover - compiled
                 b_row[w] = cov_norm * (sq[w] - m[w] * m[w]) + c2 / 2
 
 
-@numba.njit(fastmath=True, inline="always")
-def _filter_row(row, taps, out):  # pragma: no cover - compiled
-    """out[w] = sum_t taps[t] * row[w + t], one vectorised pass per tap."""
-    for w in range(out.shape[0]):
-        out[w] = row[w] * taps[0]
-    for t in range(1, taps.shape[0]):
-        for w in range(out.shape[0]):
-            out[w] += row[w + t] * taps[t]
-
-
-@numba.njit(fastmath=True, inline="always")
+@_inline
 def _filter_rows(rows, top, taps, out):  # pragma: no cover - compiled
     """out[w] = sum_t taps[t] * rows[top + t, w]."""
     for w in range(out.shape[0]):
