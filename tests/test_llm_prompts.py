@@ -129,18 +129,65 @@ def test_prompts_missing_the_label_are_dropped_and_asked_for_again():
     assert r.info["asks"] == 2
 
 
-def test_too_few_prompts_fail_that_label_only_after_bounded_asks():
+def test_a_label_no_prompt_names_fails_that_label_only_after_bounded_asks():
     def reply(body):
         label = label_of(body)
-        return numbered(label) if label == "cat" else f"1. A {label} on grass\n2. A {label} on grass"
+        return numbered(label) if label == "cat" else "1. A cat on grass\n2. A kitten on grass"
 
     with ChatServer(reply) as server:
         got = []
-        with pytest.raises(PromptError, match=r"1 of 2 labels.*\n  dog: 1 of 10 prompts name the label after 3"):
+        with pytest.raises(PromptError, match=r"1 of 2 labels.*\n  dog: no prompt names the label after 3 asks "
+                                              r"\(raise prompt.max_asks, or set prompt.require_label=false"):
             for r in llm(server, max_asks=3)(["cat", "dog"]):
                 got.append(r.label)  # the store caches these as they come
     assert got == ["cat"]
     assert sum(label_of(b) == "dog" for b in server.requests) == 3
+
+
+def eight_of_ten(body):
+    """8 prompts naming the label, then a neighbouring class twice: every reply, every ask."""
+    label = label_of(body)
+    named = [f"{i}. A {label} in a sunny garden, view {i}" for i in range(1, 9)]
+    return "\n".join([*named, "9. A helicopter over a city", "10. A hot air balloon at dawn"])
+
+
+def test_eight_of_ten_naming_the_label_are_asked_again_then_repeated_with_their_own_seeds(caplog):
+    from odin.store import prompt_units
+
+    with ChatServer(eight_of_ten) as server:
+        [r] = llm(server, max_asks=3)(["airplanes"])
+    assert len(server.requests) == 3  # asked again, up to max_asks, before repeating
+    named = [f"A airplanes in a sunny garden, view {i}" for i in range(1, 9)]
+    assert r.prompts == [*named, named[0], named[1]]  # the kept ones in order, then repeated from the first
+    assert r.info["refilled"] == 2 and r.info["asks"] == 3 and r.info["require_label"] is True
+    assert r.info["rejected"] == ["A helicopter over a city", "A hot air balloon at dawn"] * 3
+    assert "airplanes: 8 of 10 prompts name the label after 3 asks; repeating them to 10" in caplog.text
+    units = prompt_units({"airplanes": r}, seed=0, n=18)  # the store's units: (label, prompt, copy)
+    assert len(units) == 10 and [u.occurrence for u in units[8:]] == [1, 1]
+    seeds = [s for u in units for s in u.seeds]
+    assert len(set(seeds)) == 10 * 18  # each copy of a repeated prompt has its own 18 images
+
+
+def test_require_label_false_uses_every_prompt_of_the_reply_as_it_comes():
+    with ChatServer(eight_of_ten) as server:
+        [r] = llm(server, require_label=False)(["airplanes"])
+    assert len(server.requests) == 1  # ten prompts came: no second ask, as the paper
+    assert r.prompts[8:] == ["A helicopter over a city", "A hot air balloon at dawn"]  # kept, in place
+    assert r.prompts[:8] == [f"A airplanes in a sunny garden, view {i}" for i in range(1, 9)]
+    assert r.info["unnamed"] == ["A helicopter over a city", "A hot air balloon at dawn"]
+    assert r.info["refilled"] == 0 and r.info["rejected"] == [] and r.info["require_label"] is False
+
+
+def test_require_label_false_asks_again_only_for_a_short_reply_and_fails_on_none():
+    replies = iter(["1. A dog at dawn\n2. A cat at noon", "Sure!\n\n- A dog by a lake"])
+    with ChatServer(lambda body: next(replies)) as server:
+        [r] = llm(server, require_label=False, num_prompts=4, max_asks=2)(["dog"])
+    assert len(server.requests) == 2 and "2 of those" in server.requests[1]["messages"][2]["content"]
+    assert r.prompts == ["A dog at dawn", "A cat at noon", "A dog by a lake", "A dog at dawn"]
+    assert r.info["refilled"] == 1 and r.info["unnamed"] == ["A cat at noon"]
+    with ChatServer(lambda body: "") as server:
+        with pytest.raises(PromptError, match="dog: the replies held no prompt after 2 asks"):
+            list(llm(server, require_label=False, max_asks=2)(["dog"]))
 
 
 def test_429_then_200_is_retried_by_the_client():

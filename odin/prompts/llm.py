@@ -1,9 +1,18 @@
 """LLM prompts: ask a chat model (ChatGPT, or any OpenAI-compatible server) for prompts per label.
 
 The paper asked ChatGPT "Can you recommend 10 simple prompts for image creation? I want to
-generate photo-realistic {class} images with txt2img model". Replies are parsed (odin.prompts.parse);
-a prompt that does not name the label is dropped (the paper saw "helicopter" for "airplanes"), and
-when too few remain we ask again in the same conversation, a bounded number of times.
+generate photo-realistic {class} images with txt2img model". Replies are parsed (odin.prompts.parse).
+
+`require_label` (prompt=llm: true) checks each prompt: one that does not name the label is dropped (the
+paper saw "helicopter" for "airplanes"), and when too few remain we ask again in the same conversation,
+at most `max_asks` times. A label still short is filled as the prompt check fills one
+(odin.prompts.checked): the kept prompts are repeated in order up to `num_prompts`, each copy with its
+own seeds (the store's units are (label, prompt, copy)), and the prompt file says so (`info.refilled`),
+so every label keeps its number of images. A label with no prompt naming it fails, naming the label.
+
+`require_label: false` (prompt=chatgpt, the paper's setting) uses every prompt of the replies as they
+come, as the paper did; those not naming the label are listed in `info.unnamed`. It asks again only when
+a reply holds fewer than `num_prompts` prompts at all.
 
 The key comes from OPENAI_API_KEY only, so it never reaches a config dump, the store or a log.
 HTTP retries with backoff (429, 5xx, timeouts, dropped connections) are the openai client's own,
@@ -83,12 +92,13 @@ class LLMPrompts:
         timeout: float = 60.0,
         max_retries: int = 5,
         max_asks: int = 3,
+        require_label: bool = True,
     ):
         self.model, self.query, self.followup, self.num_prompts = model, query, followup, num_prompts
         self.replacement = replacement
         self.temperature, self.max_tokens, self.seed, self.system = temperature, max_tokens, seed, system
         self.base_url, self.concurrency, self.timeout = base_url, concurrency, timeout
-        self.max_retries, self.max_asks = max_retries, max_asks
+        self.max_retries, self.max_asks, self.require_label = max_retries, max_asks, require_label
 
     def url(self) -> str:
         return self.base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL
@@ -172,7 +182,7 @@ class LLMPrompts:
         n = self.num_prompts
         messages = self._opening(label)
         query, extra = messages[-1]["content"], self._extra()
-        kept, seen = [], set()  # prompts that name the label, in order; their dedup keys
+        kept, seen = [], set()  # the prompts to use, in order; their dedup keys (require_label)
         replies, rejected, served = [], [], None
         for _ in range(self.max_asks):
             try:
@@ -185,18 +195,34 @@ class LLMPrompts:
             served = getattr(response, "model", None)
             text = reply_text(response)
             replies.append(text)
-            kept += usable(text, label, seen, rejected)
+            kept += usable(text, label, seen, rejected) if self.require_label else parse_prompts(text)
             if len(kept) >= n:
-                info = {"model": self.model, "served_model": served, "query": query, "replies": replies,
-                        "rejected": rejected, "asks": len(replies)}  # fmt: skip
-                log.info("llm prompts: %s: %d prompts in %d ask(s)", label, n, len(replies))
-                return LabelPrompts(label, kept[:n], info)
+                break
             followup = self.followup.format(label=label, num_prompts=n, kept=len(kept), missing=n - len(kept))
             messages = [*messages, {"role": "assistant", "content": text}, {"role": "user", "content": followup}]
-        raise PromptError(
-            f"{len(kept)} of {n} prompts name the label after {self.max_asks} asks "
-            f"(raise prompt.max_asks or lower prompt.num_prompts); last reply: {replies[-1][:80]!r}"
-        )
+        last = replies[-1][:80] if replies else ""
+        if not kept and self.require_label:
+            raise PromptError(
+                f"no prompt names the label after {len(replies)} asks (raise prompt.max_asks, or set "
+                f"prompt.require_label=false to use the replies as they come); last reply: {last!r}"
+            )
+        if not kept:
+            raise PromptError(f"the replies held no prompt after {len(replies)} asks (raise prompt.max_asks); "
+                              f"last reply: {last!r}")
+        kept = kept[:n]
+        prompts = [kept[i % len(kept)] for i in range(n)]  # a short label repeats its prompts: same image count
+        info = {"model": self.model, "served_model": served, "query": query, "replies": replies,
+                "rejected": rejected, "asks": len(replies), "require_label": self.require_label,
+                "refilled": n - len(kept)}  # fmt: skip
+        if not self.require_label:
+            info["unnamed"] = [p for p in kept if not names_label(p, label)]
+        if len(kept) < n:
+            what = "name the label" if self.require_label else "came"
+            log.warning("llm prompts: %s: %d of %d prompts %s after %d asks; repeating them to %d, each copy with "
+                        "its own seeds", label, len(kept), n, what, len(replies), n)
+        else:
+            log.info("llm prompts: %s: %d prompts in %d ask(s)", label, n, len(replies))
+        return LabelPrompts(label, prompts, info)
 
     def more(self, label: str, shown: list[str], dropped: list[str], count: int) -> LabelPrompts:
         """Replacements for prompts the prompt check dropped: one more ask, in the conversation as the check
