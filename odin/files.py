@@ -31,8 +31,16 @@ class DiskFullError(UserError):
     pass
 
 
-class NotWritableError(UserError):
-    pass
+class NotWritableError(UserError, PermissionError):
+    """A refused write, said with what would work; still a PermissionError to code that tolerates one (a note
+    written as a courtesy in a read-only store)."""
+
+    def __init__(self, message: str, cause: OSError):
+        super().__init__(cause.errno, message, cause.filename)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def temp_path(path: Path) -> Path:
@@ -70,7 +78,7 @@ def not_writable(error: OSError, path: Path | None = None) -> NotWritableError:
     return NotWritableError(
         f"cannot write in {folder} ({reason}): make it writable (chmod, chattr -i, or remount read-write) or point "
         "the setting that names it (paths.store or ODIN_STORE for the store, hydra.run.dir for the run) at a "
-        "writable folder; what is already made is kept and reused when you run again")
+        "writable folder; what is already made is kept and reused when you run again", error)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -69,7 +69,7 @@ def test_an_immutable_checkpoint_folder(tmp_path):
              f"paths.store={store}"]
     first = run_py(*train, "train.epochs=1", cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
-    [folder] = store.glob("checkpoints/*")
+    [folder] = store.glob("checkpoints/[!.]*")
     kept = {p.name: p.read_bytes() for p in folder.iterdir()}
     with immutable(folder):
         done = run_py(*train, "train.epochs=2", cwd=tmp_path)  # resumes, and must write its checkpoint

@@ -38,9 +38,10 @@ def test_seed_depends_on_identity_not_position():
 def test_speed_settings_do_not_change_the_image_key_but_settings_do():
     from odin.keys import images_config
 
-    small, large = images_config({"a": 1, "batch_size": 4}), images_config({"a": 1, "batch_size": 64})
+    backend = SeedSquares()
+    small, large = images_config({"a": 1, "batch_size": 4}, backend), images_config({"a": 1, "batch_size": 64}, backend)
     assert config_hash(small) == config_hash(large)
-    assert config_hash(images_config({"a": 1})) != config_hash(images_config({"a": 2}))
+    assert config_hash(images_config({"a": 1}, backend)) != config_hash(images_config({"a": 2}, backend))
 
 
 def test_images_are_made_once_and_reused(tmp_path):
