@@ -11,7 +11,9 @@ alone (never their labels).
                 ground its level and the subject's level, so the polarity (ink bright on dark, or dark
                 on light) comes with them
   geometry      for a plain ground: the distributions (quantiles) of the subject's box (height as a
-                fraction of the frame, aspect, centre), its slant and how much of the frame it covers
+                fraction of the frame, aspect, centre), its slant, how much of the frame it covers and
+                how soft its edges are at the effective resolution (an image smoothly upscaled from a
+                few pixels has wide grey edges that no block size reveals)
   intensities   quantiles of the pixel values, per channel (a scene's tone mapping)
   noise         the flat ground's spread (plain), or Immerkaer's estimate at the effective resolution
 `apply(x, seed)` then draws a generated image in that domain. A plain-ground image goes through its
@@ -21,7 +23,8 @@ q-th quantile of the generated images' gets the real images' q-th quantile. So w
 hold fixed (NIST stretches every digit's box to 20x32 and fixes its ink) becomes fixed, and what varies
 in them keeps its order (a narrow 1 stays the narrowest). The generated distributions come from
 `fit(real, generated)`; without generated images each statistic goes to the real median. The subject
-is then reduced to the effective resolution and drawn with the real ground and subject levels. A scene
+is then reduced to the effective resolution, blurred where the real edges are softer, and drawn with the
+real ground and subject levels. A scene
 is resized, reduced to the effective resolution and tone-mapped. Both get the real noise, seeded.
 The learnt statistics are part of `key_config`, so the store's post key changes with the real images.
 """
@@ -101,12 +104,14 @@ class MatchPost:
         drawn = [s for s in (strength(luminance(np.asarray(x, np.float32))) for x in images) if s is not None]
         found = [m for m in map(measure, drawn) if m is not None]
         out = {key: quantiles([m[key] for m in found]) for key in GEOMETRY}
-        if self.geometry:
-            st = {**st, "generated": out}
-            placed = [place(s, st, self._canvas_shape()) for s in drawn]
-        else:
-            placed = [resize(s, self._canvas_shape()) for s in drawn]
+        shape = self._canvas_shape()
+        placed = [place(s, {**st, "generated": out}, shape) if self.geometry else resize(s, shape) for s in drawn]
         out["coverage"] = quantiles([float(s.mean()) for s in placed])
+        if self.coverage:
+            placed = [cover(s, to_real({**st, "generated": out}, "coverage", float(s.mean()))) for s in placed]
+        h, w = st["size"]
+        eh, ew, k = h // st["block"], w // st["block"], shape[0] // (h // st["block"])
+        out["softness"] = quantiles([softness(s.reshape(eh, k, ew, k).mean((1, 3))) for s in placed])
         return out
 
     def _canvas_shape(self) -> tuple[int, int]:
@@ -154,6 +159,7 @@ class MatchPost:
             if self.coverage:
                 canvas = cover(canvas, to_real(st, "coverage", float(canvas.mean())))
         small = canvas.reshape(eh, k, ew, k).mean((1, 3))  # area average: what a coarser sensor counts
+        small = soften(small, to_real(st, "softness", softness(small)))
         s_out = upsample(small, (h, w), st["resample"])
         return st["ground"] + s_out * (st["subject"] - st["ground"])
 
@@ -186,6 +192,9 @@ def learn(images: list[np.ndarray]) -> dict:
         stats["ground"] = float(np.median([g for g, _ in levels]))
         stats["subject"] = float(np.median([s for _, s in levels]))
         stats["geometry"] = geometry_of([luminance(x) for x in images])
+        eh, ew = size[0] // block, size[1] // block
+        drawn = [strength(resize(x, (eh, ew))) for x in same]
+        stats["geometry"]["softness"] = quantiles([softness(d) for d in drawn if d is not None])
         stats["noise"] = float(np.median([spread for _, spread in grounds]) * 1.4826)  # MAD -> sigma
     else:
         colour = [x if x.ndim == 3 else np.repeat(x[..., None], 3, axis=2) for x in images]
@@ -285,6 +294,26 @@ def to_real(st: dict, key: str, value: float) -> float:
         return float(np.median(real))
     rank = np.interp(value, np.asarray(generated), QUANTILES)  # outside the generated range: 0 or 1
     return float(np.interp(rank, QUANTILES, real))
+
+
+def softness(s: np.ndarray) -> float:
+    """The share of the subject's pixels that are only partly subject (strength 0.25 to 0.75): edges
+    blurred by optics or by an upscale, at the effective resolution."""
+    some = s > 0.25
+    return float((some & (s < 0.75)).sum() / max(1, some.sum()))
+
+
+def soften(s: np.ndarray, target: float) -> np.ndarray:
+    """`s` blurred (Gaussian, the least sigma found by bisection) until its edges are as soft as `target`."""
+    from scipy.ndimage import gaussian_filter
+
+    if softness(s) >= target - 0.02:
+        return s
+    lo, hi = 0.0, max(s.shape) / 8
+    for _ in range(8):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if softness(gaussian_filter(s, mid)) < target else (lo, mid)
+    return gaussian_filter(s, hi)
 
 
 def immerkaer(x: np.ndarray) -> float:

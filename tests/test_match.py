@@ -67,8 +67,8 @@ def test_matched_images_move_toward_the_real_ones(glyphs, bright):
     matched = [as_array(post(im, seed)) for seed, im in enumerate(glyphs)]
     before = [as_array(im) for im in glyphs]
 
-    def ground(images):  # the frame's border: the polarity
-        return np.median([np.median(np.r_[x[0].ravel(), x[-1].ravel()]) for x in images])
+    def ground(images):  # the frame's sides (real digits fill its height): the polarity
+        return np.median([np.median(np.r_[x[:, 0].ravel(), x[:, -1].ravel()]) for x in images])
 
     def quantiles(images):
         return np.quantile(np.concatenate([x.ravel() for x in images]), np.linspace(0.05, 0.95, 19))
