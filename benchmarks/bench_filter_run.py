@@ -1,6 +1,7 @@
 """The image filter inside a run: filter_s next to generate_s from one run's metrics (embedded digits, CPU).
 
     OMP_NUM_THREADS=1 python benchmarks/bench_filter_run.py [--models tiny,b32] [--prompts 10] [--images 10]
+    python benchmarks/bench_filter_run.py --toy     # the tiny CLIP, 1 prompt x 2 images (a test runs it)
 
 One label (seven), so a random-weight CLIP keeps every image (its own label is the only candidate and
 no threshold is set): the run scores each image once and replaces none, which is the filter's floor
@@ -33,7 +34,10 @@ def main() -> None:
     parser.add_argument("--models", default="tiny,b32")
     parser.add_argument("--prompts", type=int, default=10)
     parser.add_argument("--images", type=int, default=10)
+    parser.add_argument("--toy", action="store_true", help="the tiny CLIP only, 1 prompt x 2 images")
     args = parser.parse_args()
+    if args.toy:
+        args.models, args.prompts, args.images = "tiny", 1, 2
     register_configs()
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):

@@ -6,6 +6,7 @@ CPU, SD 2.1's real architecture (random weights; minutes: builds a 1.3 B-paramet
     python benchmarks/bench_localize.py --arch sd21 --size 256 --steps 2 --repeats 3
 GPU: SD 2.1's architecture, bf16, 768x768 (the issue's goal: at most 15% overhead).
     python benchmarks/bench_localize.py --gpu [--steps 20] [--batch 4]
+Toy (a test runs it in seconds): --toy [--store], the tiny pipeline, 1 step, 2 images, 1 pair.
 Add --store to time what a run does instead: ODIN's diffusers backend making one unit of work into a
 fresh store, with and without localize=attention (PNG files, and heatmap files beside them).
 
@@ -116,7 +117,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=None, help="timed pairs (CPU 10, GPU 3)")
     ap.add_argument("--threads", type=int, default=1, help="CPU torch threads (1: steady on a shared box)")
     ap.add_argument("--store", action="store_true", help="time ODIN's backend + store (files included)")
+    ap.add_argument("--toy", action="store_true", help="CPU, tiny pipeline, 1 step, 2 images, 1 pair")
     args = ap.parse_args()
+    if args.toy:
+        args.gpu, args.arch, args.steps, args.batch, args.repeats = False, "tiny", 1, 2, 1
     arch = "sd21" if args.gpu else args.arch or "tiny"
     device, dtype = ("cuda", torch.bfloat16) if args.gpu else ("cpu", torch.float32)
     size = args.size or (768 if args.gpu else 256 if arch == "sd21" else 64)

@@ -1,6 +1,7 @@
 """What the store's integrity checks cost per image, next to what reading and decoding cost anyway.
 
     python benchmarks/bench_verify.py [--images 40] [--size 768] [--units 1000]
+    python benchmarks/bench_verify.py --toy      # a second: 3 images at 64 px, 10 units (a test runs it)
 
 Writes `--images` photo-like PNGs (smooth colour fields plus noise, ~1.4 MB at 768 px, like a Stable
 Diffusion output) and prepared arrays (3 x 224 x 224 float32), then times per image (best of 5, files
@@ -39,7 +40,10 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=40)
     parser.add_argument("--size", type=int, default=768)
     parser.add_argument("--units", type=int, default=1000)
+    parser.add_argument("--toy", action="store_true", help="3 images at 64 px, 10 units")
     args = parser.parse_args()
+    if args.toy:
+        args.images, args.size, args.units = 3, 64, 10
     rng = np.random.default_rng(0)
     y, x = np.mgrid[0:args.size, 0:args.size] / args.size
     field = np.stack([np.sin(6 * x + 3 * y), np.cos(5 * y), np.sin(4 * x * y)], -1) * 90 + 128

@@ -1,6 +1,7 @@
 """The embedded default's figures, all measured in one run against baselines from the same run.
 
   python benchmarks/embedded.py [--store DIR] [--posts none,blur,...] [--extra key=value ...]
+  python benchmarks/embedded.py --toy   # experiment=smoke (3 labels, 8 images each, 1 epoch), posts none,blur
 
 1. `python run.py` (the default) in an empty store: wall time, top-1/top-3 on the real digits.
 2. the baseline `prompt=naive post=none` with the same image count: ratio template / naive.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,7 +41,10 @@ def main() -> None:
     parser.add_argument("--extra", nargs="*", default=[], help="overrides for every run")
     parser.add_argument("--sweep-only", action="store_true", help="skip the default and naive runs")
     parser.add_argument("--no-sweep", action="store_true", help="skip the post sweep")
+    parser.add_argument("--toy", action="store_true", help="experiment=smoke and a 2-way sweep: a test runs it")
     args = parser.parse_args()
+    if args.toy:
+        args.posts, args.extra = "none,blur", ["experiment=smoke", *args.extra]
     work = Path(tempfile.mkdtemp(prefix="odin-bench-"))
     store = Path(args.store or work / "store")
     common = [f"paths.store={store}", *args.extra]
@@ -52,14 +57,18 @@ def main() -> None:
         compare(single)
     if not args.no_sweep:
         sweep(args, work, [*args.extra])
+    if args.toy:  # nothing in it is worth keeping
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def compare(single) -> None:
     default, default_s = single("default")
     naive, naive_s = single("naive", "prompt=naive", "post=none")
+    trained = default["train_images"]  # a count, or {"generated": n, "real": n, "held_out": n}
+    trained = trained.get("generated", trained) if isinstance(trained, dict) else trained
     print(f"default `python run.py` (empty store): {default_s:.0f} s wall; top-1 {default['top1']:.2f}%  "
           f"top-3 {default['top3']:.2f}% on {default['test_images']} real digits; "
-          f"{default['train_images']} generated training images")
+          f"{trained} generated training images")
     print(f"baseline prompt=naive post=none: {naive_s:.0f} s; top-1 {naive['top1']:.2f}%  top-3 {naive['top3']:.2f}%")
     print(f"ratio default / naive top-1: {default['top1'] / naive['top1']:.3f}")
 

@@ -12,6 +12,7 @@ them into the test domain with DigitsDataset.acquire (NIST normalisation), train
     python benchmarks/glyph_probe.py                  # ~2 min on 2 CPU cores
     python benchmarks/glyph_probe.py --prompts 40 --images 50 --workers 2
     python benchmarks/glyph_probe.py --generated-only # design loop: never touches the real digits
+    python benchmarks/glyph_probe.py --toy            # seconds: 2 prompts x 3 images, 1 epoch, 1 worker
 """
 
 from __future__ import annotations
@@ -121,7 +122,10 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--generated-only", action="store_true", help="do not evaluate on the real digits")
+    ap.add_argument("--toy", action="store_true", help="2 prompts x 3 images a class, 1 epoch, 1 worker")
     args = ap.parse_args()
+    if args.toy:
+        args.prompts, args.images, args.epochs, args.workers = 2, 3, 1, 1
 
     import torch
 
@@ -130,7 +134,7 @@ def main() -> None:
     with Pool(args.workers) as pool:
         sets = {kind: dataset(kind, args.prompts, args.images, args.seed, 0, pool) for kind in ("naive", "template")}
         # held out: other prompts (indices past the training ones) and other seeds
-        held = dataset("template", max(4, args.prompts // 3), 20, args.seed + 1, 10_000, pool)
+        held = dataset("template", max(4, args.prompts // 3), 2 if args.toy else 20, args.seed + 1, 10_000, pool)
     t_gen = time.time() - t0
     print(
         f"generated {sum(len(v[0]) for v in sets.values())} training + {len(held[0])} held-out images "

