@@ -7,6 +7,7 @@ GPU: Stable Diffusion 2.1's real architecture (UNet 865.9 M params) with random 
 not depend on the weights), bf16, 768x768, batch sizes 1-16; also the fraction of the card's bf16
 FLOP limit (3.04 TFLOP per guided UNet step per image at 768x768, 5.58 TFLOP per VAE decode).
     python benchmarks/bench_generate.py --gpu [--steps 20] [--batch-sizes 1,2,4,8,16]
+    python benchmarks/bench_generate.py --toy        # CPU, seconds: 1 step, 2 images, 1 pair (a test runs it)
 
 Both sides make the same images from the same prompts with the same loaded pipeline and write
 them as PNG files; the plain loop is what a researcher writes by hand (one generator per batch,
@@ -134,7 +135,7 @@ def workload(labels: int, prompts: int) -> dict[str, LabelPrompts]:
 def framework(gen: DiffusersGenerator, units: dict[str, LabelPrompts], root: Path) -> None:
     """ODIN's generate stage exactly as odin.run calls it, into an empty store."""
     cfg = {k: getattr(gen, k) for k in ("model", "steps", "guidance_scale", "height", "width", "dtype")}
-    folder = Store(root).images(cfg, gen, "bench", units, seed=0, generator_name=gen.model)
+    folder = Store(root).images(cfg, gen, units, 0, generator_name=gen.model)
     assert folder.made == sum(len(lp.prompts) for lp in units.values()) * gen.images_per_prompt
 
 
@@ -230,6 +231,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=None, help="timed pairs (CPU 10, GPU 2)")
     ap.add_argument("--threads", type=int, default=1, help="CPU torch threads (1: steady on a shared box)")
     ap.add_argument("--peak-tflops", type=float, default=None, help="the card's dense bf16 peak")
+    ap.add_argument("--toy", action="store_true", help="CPU, 1 step, 1 label x 1 prompt x 2 images, 1 pair")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="odin-bench-"))
     try:
@@ -246,15 +248,16 @@ def run_cpu(args, tmp: Path) -> None:
 
     torch.set_num_threads(args.threads)
     model = str(build_tiny_sd(tmp / "tiny-sd"))
-    steps, repeats = args.steps or 4, args.repeats or 10
-    units = workload(labels=2, prompts=2)
+    steps, repeats = args.steps or (1 if args.toy else 4), args.repeats or (1 if args.toy else 10)
+    labels, prompts, images = (1, 1, 2) if args.toy else (2, 2, 6)
+    units = workload(labels=labels, prompts=prompts)
     print(
-        f"CPU, tiny SD (UNet (32, 64)), 64x64, {steps} steps, 2 labels x 2 prompts x 6 images, "
+        f"CPU, tiny SD (UNet (32, 64)), 64x64, {steps} steps, {labels} labels x {prompts} prompts x {images} images, "
         f"torch threads {torch.get_num_threads()}, medians over {repeats} alternating pairs"
     )
-    for batch in [int(b) for b in (args.batch_sizes or "6").split(",")]:
+    for batch in [int(b) for b in (args.batch_sizes or str(images)).split(",")]:
         gen = DiffusersGenerator(
-            model=model, steps=steps, height=64, width=64, images_per_prompt=6, batch_size=batch, device="cpu"
+            model=model, steps=steps, height=64, width=64, images_per_prompt=images, batch_size=batch, device="cpu"
         )
         r = compare(gen, units, repeats, tmp)
         print(
