@@ -402,12 +402,19 @@ class Store:
         """metadata.jsonl must be what the unit records say (it may have been cut short, replaced, or left
         behind by a killed writer): written anew when it differs; a store that holds everything is only read."""
         index = folder.path / "metadata.jsonl"
+        expected = self._index_text(folder, warn=False)
         try:
-            if index.read_text() == self._index_text(folder, warn=False):
-                return
+            current = index.read_text() if index.exists() else None
         except (OSError, UnicodeDecodeError):
-            pass
-        if index.exists():
+            current = "\x00"  # unreadable: damaged
+        if current == expected:
+            return
+        wanted = set(expected.splitlines())
+        if current is None:
+            pass  # never written (a run killed before it): written now, nothing to say
+        elif current and current.endswith("\n") and all(line in wanted for line in current.splitlines()):
+            log.info("%s lacks rows of units made since it was written: writing it anew", index)  # another job's
+        else:
             log.warning("%s does not match the unit records in %s (cut short or damaged): writing it anew", index,
                         _state(folder) / "units")
         try:

@@ -328,7 +328,8 @@ def test_a_damaged_index_is_written_anew_from_the_unit_records(tmp_path, damage)
     first = ok(run_py(tmp_path, *FORMULATE, run="a"))
     index = Path(first["images"]["folder"]) / "metadata.jsonl"
     original = index.read_bytes()
-    index.write_bytes(original[: len(original) // 2] if damage == "cut" else b"\x00garbage\n{")
+    cut = original[: len(original) // 2].rstrip(b"\n")[:-1]  # mid-line
+    index.write_bytes(cut if damage == "cut" else b"\x00garbage\n{")
     done = run_py(tmp_path, *FORMULATE, run="b")
     ok(done)
     assert f"{index} does not match the unit records" in done.stderr and index.read_bytes() == original
@@ -390,3 +391,20 @@ def test_a_wait_on_the_prompts_or_the_index_lock_is_said(tmp_path, lock):
     assert job.returncode == 0, err[-3000:]
     what = "the prompts of two" if lock == "prompts" else "the index"
     assert f"waiting for {what}" in out and re.search(rf"{what}.* ready after [1-9]\d* s", out), out
+
+
+def test_a_record_made_before_hashes_were_kept_is_still_valid(tmp_path, caplog):
+    """Older stores' unit records hold sizes only: read as they are, checked by size, nothing remade."""
+    store = Store(tmp_path)
+    first = store.images({}, SeedSquares(), PROMPTS, seed=0)
+    for marker in (tmp_path / "images" / ".state" / first.key / "units").rglob("*.jsonl"):
+        rows = [{k: v for k, v in json.loads(line).items() if k not in ("sha256", "mtime_ns")}
+                for line in marker.read_text().splitlines()]
+        marker.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for path in first.path.rglob("*.png"):
+        os.utime(path)  # a copied store: every time differs from what a newer record would say
+    again = store.images({}, SeedSquares(), PROMPTS, seed=0)
+    assert again.made == 0 and len(again.rows) == 12 and "remaking" not in caplog.text
+    victim = first.path / again.rows[0]["file_name"]
+    _truncate(victim)
+    assert store.images({}, SeedSquares(), PROMPTS, seed=0).made == 3  # sizes are still checked
