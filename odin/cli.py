@@ -28,6 +28,8 @@ log = logging.getLogger("odin")
 # Overrides that say where things go or how they are logged, not what the run is.
 NOT_IN_NAME = ("paths.", "hydra.", "hydra/", "logger", "+logger")
 NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+# what a key left at ??? usually takes (local paths: nothing is downloaded)
+EXAMPLES = {"model": "/models/clip-vit-base-patch32", "vectors": "/data/GoogleNews-vectors-negative300.bin"}
 
 
 def run_name(overrides: list[str], default: str) -> str:
@@ -123,8 +125,9 @@ def user_message(error: BaseException, run_dir: str | None = None, store: str | 
     for cause in _chain(error):
         if isinstance(cause, MissingMandatoryValue):
             key = getattr(cause, "full_key", "") or "a key"
-            return (f"{key} has no value (??? in its config): give it on the command line, e.g. {key}=<value> "
-                    f"(python run.py --cfg job shows the composed config)")
+            return (f"{key} has no value (??? in its config): give it on the command line, e.g. "
+                    f"{key}={EXAMPLES.get(key.rsplit('.', 1)[-1], '<value>')} (python run.py --cfg job shows the "
+                    "composed config)")
     launcher = _launcher_key(error)
     if launcher:
         return launcher
@@ -210,10 +213,10 @@ def _compose_message(error: BaseException) -> str:
         hint = ("; API keys and tokens come from the environment only (e.g. export OPENAI_API_KEY=...)"
                 if _secret_name(key) else "; check the spelling (python run.py --cfg job shows every key)")
         return f"{key}: no such key in {schema}{hint}"
-    where = re.search(r"in '?([^\s':]+\.ya?ml)'?", text)
     if _yaml_error(error):
-        path = where[1] if where else _yaml_path(error)
-        return f"{path or 'a config file'} does not parse as YAML: {text}; fix it (or move it away) and run again"
+        path = _yaml_path(error) or (where[1] if (where := re.search(r"[\"']([^\"']+\.ya?ml)[\"']", text)) else None)
+        text = text.replace(f'in "{path}", ', "") if path else text
+        return f"{path or 'a config file'} does not parse as YAML ({text}): fix it (or move it away) and run again"
     return text
 
 
