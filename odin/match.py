@@ -37,6 +37,7 @@ import numpy as np
 from PIL import Image
 
 from odin.errors import ConfigError
+from odin.keys import config_hash
 
 GEOMETRY = ("slant", "height", "aspect", "cy", "cx")  # measured on the subject as drawn; cover after placing
 PLAIN_SHARE = 0.8  # the share of real images whose border is flat for the domain to count as a plain ground
@@ -83,7 +84,7 @@ class MatchPost:
         stats = self.fit(pool, generated)
         config = {**ctx.config["post"], **self.key_config()}
         record = {"real_split": split, "real_images": len(pool), "generated_images": len(generated),
-                  "learnt": describe(stats)}
+                  "learnt": describe(stats), "stats": stats}
         return Chosen(self, config, record)
 
     # -- fitting and keys ------------------------------------------------------------------------
@@ -121,11 +122,14 @@ class MatchPost:
         return eh * k, ew * k
 
     def key_config(self) -> dict:
-        """The mode, its switches and what was learnt: the post key changes when the real images do."""
+        """The mode, its switches and what was learnt: the post key changes when the real images do.
+
+        The statistics appear as their hash: the store copies this into every image's metadata row, and
+        the statistics in full (a few KB) go to metrics.json once (post.match.stats)."""
         if self.stats is None:
             raise RuntimeError("MatchPost.fit(real_images) must run before its key or its images are asked for")
         return {"mode": "match", "geometry": self.geometry, "coverage": self.coverage, "noise": self.noise,
-                "stats": self.stats}
+                "stats": config_hash(self.stats)}
 
     # -- applying ----------------------------------------------------------------------------------
     def __call__(self, image: Image.Image, seed: int) -> Image.Image:
