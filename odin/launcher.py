@@ -1,7 +1,7 @@
 """hydra/launcher=slurm: hydra-submitit-launcher's SlurmLauncher, saying what SLURM refused and why jobs wait.
 
     python run.py -m hydra/launcher=slurm post=none,salt     (conf/hydra/launcher/slurm.yaml: its _target_ is
-                                                               hydra_plugins.odin_slurm.SlurmLauncher, this class)
+                                                               hydra_plugins.odin_launcher.SlurmLauncher, this class)
 
 The plugin submits the sweep as one job array and waits for its result files, silently. This launcher:
 - when sbatch refuses the array (a GPU asked for on a partition without any, more memory or CPUs than a node
@@ -74,46 +74,62 @@ class Refused(UserError):
     """What SLURM would not do, and what would work: run.py prints it as one line and exits with status 1."""
 
 
+def submit(launcher, job_overrides, initial_job_idx, params: dict) -> tuple[list, list[str]]:
+    """The plugin's launch (hydra-submitit-launcher 1.2.0) up to the submission: the jobs and their overrides."""
+    import submitit
+
+    kind = launcher._EXECUTOR
+    init = {f"{kind}_max_num_timeout": params["max_num_timeout"]} if "max_num_timeout" in params else {}
+    executor = submitit.AutoExecutor(cluster=kind, folder=params["submitit_folder"], **init)
+    base = set(OmegaConf.structured(BaseQueueConf).keys())
+    executor.update_parameters(**{k if k in base else f"{kind}_{k}": v for k, v in params.items()
+                                  if k not in ("submitit_folder", "max_num_timeout")})
+    sweep = launcher.config.hydra.sweep
+    log.info(f"Submitit '{kind}' sweep output dir : {sweep.dir}")
+    Path(str(sweep.dir)).mkdir(parents=True, exist_ok=True)
+    if "mode" in sweep:
+        os.chmod(str(sweep.dir), mode=int(str(sweep.mode), 8))
+    job_params, names = [], []
+    for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
+        names.append(" ".join(filter_overrides(overrides)))
+        log.info(f"\t#{idx} : {names[-1]}")
+        job_params.append((list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state()))
+    return executor.map_array(launcher, *zip(*job_params, strict=True)), names
+
+
+def checkout(launcher) -> str:
+    """The folder holding hydra_plugins/ and odin/ for this launcher: a job unpickles the launcher and runs odin
+    from there, wherever it starts and whatever the venv's editable install points at."""
+    return str(Path(sys.modules[type(launcher).__module__].__file__).resolve().parents[2])  # hydra_plugins/<name>/..
+
+
+class LocalLauncher(submitit_launcher.LocalLauncher):
+    """hydra/launcher=local: the plugin's, with a failed job reported as one message (its error line and log)."""
+
+    def launch(self, job_overrides, initial_job_idx):
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [checkout(self), os.environ.get("PYTHONPATH")]))
+        jobs, names = submit(self, job_overrides, initial_job_idx, self.params)
+        return results(jobs, names, {}, self.config.hydra.sweep.dir)
+
+
 class SlurmLauncher(submitit_launcher.SlurmLauncher):
     first_poll_s, max_poll_s = 5.0, 60.0  # squeue soon after submitting, then at most once a minute
     lost_after_s = 20.0  # a job ended this long without its result file has none coming (file system latency)
 
     def launch(self, job_overrides, initial_job_idx):
-        # The plugin's launch (hydra-submitit-launcher 1.2.0), with the submission and the wait of our own.
-        import submitit
+        import shlex
 
-        init_keys = {"submitit_folder", "max_num_timeout"}
-        executor = submitit.AutoExecutor(cluster=self._EXECUTOR, folder=self.params["submitit_folder"],
-                                         slurm_max_num_timeout=self.params["max_num_timeout"])
-        base = set(OmegaConf.structured(BaseQueueConf).keys())
-        params = {**self.params, "setup": [*(self.params.get("setup") or []), self._import_path()]}
-        executor.update_parameters(**{k if k in base else f"{self._EXECUTOR}_{k}": v
-                                      for k, v in params.items() if k not in init_keys})
-        sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        log.info(f"Submitit '{self._EXECUTOR}' sweep output dir : {sweep_dir}")
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        if "mode" in self.config.hydra.sweep:
-            os.chmod(sweep_dir, mode=int(str(self.config.hydra.sweep.mode), 8))
-        job_params, names = [], {}
-        for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
-            names[idx] = " ".join(filter_overrides(overrides))
-            log.info(f"\t#{idx} : {names[idx]}")
-            job_params.append((list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state()))
+        from submitit.core.utils import FailedJobError
+
+        path = f"export PYTHONPATH={shlex.quote(checkout(self))}${{PYTHONPATH:+:$PYTHONPATH}}"
         try:
-            jobs = executor.map_array(self, *zip(*job_params, strict=True))
-        except submitit.core.utils.FailedJobError as error:
+            jobs, names = submit(self, job_overrides, initial_job_idx,
+                                 {**self.params, "setup": [*(self.params.get("setup") or []), path]})
+        except FailedJobError as error:
             raise Refused(self._refusal(str(error))) from None
         log.info("SLURM job array %s: %d jobs; logs in %s", jobs[0].job_id.split("_")[0], len(jobs),
                  jobs[0].paths.folder.parent)
-        return self._wait(jobs, [names[i] for i in range(initial_job_idx, initial_job_idx + len(jobs))])
-
-    def _import_path(self) -> str:
-        """A job unpickles this launcher and runs odin: it imports them from the checkout that submitted it,
-        wherever the job starts and whatever the venv's editable install points at."""
-        import shlex
-
-        root = Path(sys.modules[type(self).__module__].__file__).resolve().parents[2]  # hydra_plugins/<name>/..
-        return f"export PYTHONPATH={shlex.quote(str(root))}${{PYTHONPATH:+:$PYTHONPATH}}"
+        return self._wait(jobs, names)
 
     # ---- refused at submission ---------------------------------------------------------------------------------
 
@@ -183,7 +199,7 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
                 poll = min(poll * 2, self.max_poll_s)
                 next_poll = time.monotonic() + (min(poll, self.lost_after_s) if ended_since else poll)
             time.sleep(1)
-        return self._results(jobs, names, lost)
+        return results(jobs, names, lost, self.config.hydra.sweep.dir)
 
     def _stop_if_never(self, queue: dict, jobs: list) -> None:
         never = {job_id: reason for job_id, (state, reason) in queue.items()
@@ -196,31 +212,33 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
         raise Refused(f"SLURM cannot start {len(never)} job(s) of array {', '.join(arrays)} as asked: {reason} "
                       f"({NEVER[reason]}); the array is cancelled. {self._fit([])}")
 
-    def _results(self, jobs: list, names: list[str], lost: dict[str, str]) -> list:
-        from submitit.core.utils import FailedJobError, UncompletedJobError
+def results(jobs: list, names: list[str], lost: dict[str, str], sweep_dir) -> list:
+    """Every job's JobReturn; if any job failed, one message naming each (its overrides, its state, its error
+    line or traceback, its log) while the others' results stay in the sweep dir."""
+    from submitit.core.utils import FailedJobError, UncompletedJobError
 
-        results, failed = [], []
-        for job, name in zip(jobs, names, strict=True):
-            if job.job_id in lost:
-                failed.append(self._ended(job, name, lost[job.job_id]))
-                continue
-            try:
-                results.append(job.results()[0])
-            except UncompletedJobError:  # ended without a result file (seen through sacct)
-                failed.append(self._ended(job, name, job.state))
-            except FailedJobError as error:  # an exception in the job (a bug): its traceback, as the job printed it
-                failed.append(f"job {job.job_id} ({name}) raised an exception (log: {job.paths.stderr}):\n{error}")
-        if failed:
-            done = len(jobs) - len(failed)
-            raise Refused(f"{len(failed)} of {len(jobs)} SLURM jobs failed ({done} finished: their results are in "
-                          f"{self.config.hydra.sweep.dir}):\n" + "\n".join(failed))
-        return results
+    out, failed = [], []
+    for job, name in zip(jobs, names, strict=True):
+        if job.job_id in lost:
+            failed.append(ended(job, name, lost[job.job_id]))
+            continue
+        try:
+            out.append(job.results()[0])
+        except UncompletedJobError:  # ended without a result file: an ODIN error, killed, out of memory
+            failed.append(ended(job, name, job.state))
+        except FailedJobError as error:  # an exception in the job (a bug): its traceback, as the job printed it
+            failed.append(f"job {job.job_id} ({name}) raised an exception (log: {job.paths.stderr}):\n{error}")
+    if failed:
+        raise Refused(f"{len(failed)} of {len(jobs)} jobs failed ({len(jobs) - len(failed)} finished: their results "
+                      f"are in {sweep_dir}):\n" + "\n".join(failed))
+    return out
 
-    def _ended(self, job, name: str, state: str) -> str:
-        why = _error_line(job.paths.stderr)
-        fix = "" if why else f"; {FIX_FOR_END[state]}" if state in FIX_FOR_END else ""
-        return f"job {job.job_id} ({name}) ended {state} without a result{fix}: {why or 'see its log'} " \
-               f"(log: {job.paths.stderr})"
+
+def ended(job, name: str, state: str) -> str:
+    why = _error_line(job.paths.stderr)
+    fix = "" if why else f"; {FIX_FOR_END[state]}" if state in FIX_FOR_END else ""
+    how = f"ended {state}" if state in ENDED or state == "no longer in the queue" else "ended"
+    return f"job {job.job_id} ({name}) {how} without a result{fix}: {why or 'see its log'} (log: {job.paths.stderr})"
 
 
 def squeue(arrays: list[str]) -> dict[str, tuple[str, str]] | None:

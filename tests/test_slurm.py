@@ -134,7 +134,7 @@ def test_a_job_that_fails_is_reported_with_its_error_and_the_others_keep_their_r
     done = _sweep(*CPU_CLUSTER, *SMOKE, "labels=[zero],[eleven]", f"paths.store={tmp_path / 'store'}",
                   f"hydra.sweep.dir={sweep}", env=slurm_env, timeout=240)
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
-    assert "Error: 1 of 2 SLURM jobs failed (1 finished" in done.stderr
+    assert "Error: 1 of 2 jobs failed (1 finished" in done.stderr
     failed = next(line for line in done.stderr.splitlines() if line.startswith("job "))
     assert "labels=[eleven]" in failed and "ended FAILED without a result" in failed
     assert "Error: labels ['eleven'] are not classes of dataset=digits" in failed and "_log.err)" in failed
@@ -208,3 +208,14 @@ def test_local_launcher_runs_the_same_sweep(tmp_path):
     assert sum(j["images"]["made"] for j in jobs) == 16  # 2 labels x 2 prompts x 4 images, made once
     assert all(job_id.isdigit() for job_id in _job_ids(sweep))  # local jobs are processes, not array tasks
     assert not list((sweep / ".submitit").glob("*/*_submission.sh"))  # and nothing went through sbatch
+
+
+def test_a_failed_local_job_is_one_message_and_the_other_keeps_its_result(tmp_path):
+    sweep = tmp_path / "sweep"
+    done = _sweep("hydra/launcher=local", *SMOKE, "labels=[zero],[eleven]", f"paths.store={tmp_path / 'store'}",
+                  f"hydra.sweep.dir={sweep}")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert "Error: 1 of 2 jobs failed (1 finished" in done.stderr
+    failed = next(line for line in done.stderr.splitlines() if line.startswith("job "))
+    assert "labels=[eleven]" in failed and "Error: labels ['eleven'] are not classes of dataset=digits" in failed
+    assert (sweep / "0" / "metrics.json").exists()
