@@ -82,7 +82,9 @@ class MatchPost:
             generated = [np.asarray(open_image(images.path / r["file_name"]).convert("RGB"), np.float32) / 255
                          for r in sample.rows]
         stats = self.fit(pool, generated)
-        config = {**ctx.config["post"], **self.key_config()}
+        # its own settings, not ctx.config["post"]: as a post=auto candidate that node is auto's
+        config = {"_target_": f"{type(self).__module__}.{type(self).__name__}", "name": self.name,
+                  "apply_to_test": self.apply_to_test, "max_per_class": self.max_per_class, **self.key_config()}
         record = {"real_split": split, "real_images": len(pool), "generated_images": len(generated),
                   "learnt": describe(stats), "stats": stats}
         return Chosen(self, config, record)

@@ -130,8 +130,7 @@ def test_choose_learns_from_the_training_split_with_its_labels_unused(tmp_path, 
         Image.fromarray(np.rint(x * 255).astype(np.uint8)).save(path)
     dataset = FolderDataset(root=str(tmp_path), context="digit")
     dataset.test_set = None  # a run's test images: reading them here would fail
-    ctx = SimpleNamespace(dataset=dataset, generated_labels=["one", "seven"], seed=0,
-                          config={"post": {"name": "match", "apply_to_test": False}})
+    ctx = SimpleNamespace(dataset=dataset, generated_labels=["one", "seven"], seed=0)
     post = MatchPost(max_per_class=10)
     chosen = post.choose(ctx, None)
     assert chosen.processor is post and chosen.record["real_split"] == "train"
