@@ -1,17 +1,19 @@
-"""hydra/launcher=slurm: hydra-submitit-launcher's SlurmLauncher, saying what SLURM refused and why jobs wait.
+"""hydra/launcher=slurm and =local: hydra-submitit-launcher's launchers, saying what SLURM refused, why jobs wait
+and which jobs failed.
 
     python run.py -m hydra/launcher=slurm post=none,salt     (conf/hydra/launcher/slurm.yaml: its _target_ is
-                                                               hydra_plugins.odin_launcher.SlurmLauncher, this class)
+                                                               hydra_plugins.odin_launcher.SlurmLauncher)
 
-The plugin submits the sweep as one job array and waits for its result files, silently. This launcher:
+The plugin submits the sweep as one job array and waits for its result files, silently. These launchers:
 - when sbatch refuses the array (a GPU asked for on a partition without any, more memory or CPUs than a node
-  has, an unknown partition, account or QOS), prints what SLURM said, what each job asks, what the partition's
-  nodes offer and the `hydra.launcher.*` overrides that fit, and exits with status 1 (not submitit's traceback);
-- while waiting, logs the queue whenever it changes ("2 pending (Priority)") and, when SLURM says a job can never
-  start as asked (PartitionConfig, PartitionTimeLimit, ...), cancels the array and exits with the same message;
-- reports a job that ended without a result (an ODIN error, out of memory, a time limit, scancel) with its
-  state, its error line and its log, instead of waiting for it forever (as without SLURM accounting) or ending
-  in submitit's traceback; the other jobs' results stay in the sweep dir.
+  has, an unknown partition, account or QOS): what SLURM said, what each job asks, what the partition's nodes
+  offer and the `hydra.launcher.*` overrides that fit, as one error (exit status 1), not submitit's traceback;
+- while waiting: the queue, logged whenever it changes ("SLURM: 1 running, 2 pending (Priority)"); when SLURM says
+  a job can never start as asked (PartitionConfig, PartitionTimeLimit, ...), the array is cancelled and the same
+  error names what would fit;
+- a job that ended without a result (an ODIN error, out of memory, a time limit, scancel): its overrides, state,
+  error line and log, once every job is done, instead of waiting for it forever (SLURM without accounting) or
+  submitit's traceback; the other jobs' results stay in the sweep dir. The local launcher does the same.
 """
 
 from __future__ import annotations
@@ -70,8 +72,8 @@ REFUSALS = [
 ]
 
 
-class Refused(UserError):
-    """What SLURM would not do, and what would work: run.py prints it as one line and exits with status 1."""
+class SweepError(UserError):
+    """What SLURM would not do or which jobs failed, and what would work: run.py prints it, exit status 1."""
 
 
 def submit(launcher, job_overrides, initial_job_idx, params: dict) -> tuple[list, list[str]]:
@@ -126,7 +128,7 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
             jobs, names = submit(self, job_overrides, initial_job_idx,
                                  {**self.params, "setup": [*(self.params.get("setup") or []), path]})
         except FailedJobError as error:
-            raise Refused(self._refusal(str(error))) from None
+            raise SweepError(self._refusal(str(error))) from None
         log.info("SLURM job array %s: %d jobs; logs in %s", jobs[0].job_id.split("_")[0], len(jobs),
                  jobs[0].paths.folder.parent)
         return self._wait(jobs, names)
@@ -209,8 +211,9 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
         reason = next(iter(never.values())).split(",")[0]
         arrays = sorted({j.job_id.split("_")[0] for j in jobs})
         subprocess.run(["scancel", *arrays], capture_output=True, timeout=60)
-        raise Refused(f"SLURM cannot start {len(never)} job(s) of array {', '.join(arrays)} as asked: {reason} "
+        raise SweepError(f"SLURM cannot start {len(never)} job(s) of array {', '.join(arrays)} as asked: {reason} "
                       f"({NEVER[reason]}); the array is cancelled. {self._fit([])}")
+
 
 def results(jobs: list, names: list[str], lost: dict[str, str], sweep_dir) -> list:
     """Every job's JobReturn; if any job failed, one message naming each (its overrides, its state, its error
@@ -229,7 +232,7 @@ def results(jobs: list, names: list[str], lost: dict[str, str], sweep_dir) -> li
         except FailedJobError as error:  # an exception in the job (a bug): its traceback, as the job printed it
             failed.append(f"job {job.job_id} ({name}) raised an exception (log: {job.paths.stderr}):\n{error}")
     if failed:
-        raise Refused(f"{len(failed)} of {len(jobs)} jobs failed ({len(jobs) - len(failed)} finished: their results "
+        raise SweepError(f"{len(failed)} of {len(jobs)} jobs failed ({len(jobs) - len(failed)} finished: their results "
                       f"are in {sweep_dir}):\n" + "\n".join(failed))
     return out
 
