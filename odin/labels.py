@@ -1,4 +1,4 @@
-"""The run's label list, checked as given: for odin.run.choose_labels, before the labels meet a dataset."""
+"""The run's label list, checked as given: for odin.context.choose_labels, before the labels meet a dataset."""
 
 from __future__ import annotations
 

@@ -154,7 +154,7 @@ def test_cfg_job_masks_credentials_and_is_otherwise_plain(tmp_path):
     assert done.stdout.startswith("name: ") or "\nlabels: null\n" in done.stdout
 
 
-NEEDS_WIRING = pytest.mark.xfail(strict=True, reason="odin.run.choose_labels must call odin.labels.check_labels "
+NEEDS_WIRING = pytest.mark.xfail(strict=True, reason="odin.context.choose_labels must call odin.labels.check_labels "
                                                      "(issue 22); remove this mark when it does")
 
 
