@@ -266,11 +266,14 @@ class ClipFilterConfig:
 # ---- model and training ---------------------------------------------------------------
 @dataclass
 class ModelConfig:
-    _target_: str = "odin.models.create_model"
+    _target_: str = "odin.models.Classifier"
     name: str = MISSING  # a timm model name (timm.list_models)
     pretrained: bool = False
     checkpoint_path: str | None = None  # local weights instead of the hub
     input_size: int | None = None  # None: the checkpoint's own (odin.models.preprocessing)
+    # stretch: every image to input_size x input_size, as the paper (§4.1); crop: timm's eval transform
+    # for a pretrained model (shorter side to size / crop_pct, centre crop)
+    resize: str = "stretch"
     kwargs: dict[str, Any] = field(default_factory=dict)  # extra timm.create_model arguments
 
 

@@ -48,9 +48,37 @@ def check_model(name: str, pretrained: bool, checkpoint_path: str | None) -> Non
                             local="/path/to/weights.safetensors")
 
 
+class Classifier:
+    """`model=`: a timm classifier by name (built for a run's classes) and how images are resized for it."""
+
+    def __init__(self, name: str, pretrained: bool = False, checkpoint_path: str | None = None,
+                 input_size: int | None = None, resize: str = "stretch", kwargs: dict | None = None):
+        self.name, self.pretrained, self.checkpoint_path = name, pretrained, checkpoint_path
+        self.input_size, self.resize, self.kwargs = input_size, resize, dict(kwargs or {})
+
+    def check(self) -> None:
+        check_model(self.name, self.pretrained, self.checkpoint_path)
+
+    def build(self, num_classes: int, in_chans: int):
+        return create_model(self.name, num_classes, in_chans, self.pretrained, self.checkpoint_path, self.kwargs)
+
+    def input_side(self) -> int:
+        """The side images are resized to, without building the model: model.input_size, else the
+        checkpoint's own (timm's pretrained config), else 224."""
+        if self.input_size:
+            return int(self.input_size)
+        import timm
+
+        found = timm.models.get_pretrained_cfg(self.name)
+        return int(found.input_size[-1]) if found and found.input_size else 224
+
+    def preprocessing(self, model) -> Preprocessing:
+        return preprocessing(model, self.pretrained or bool(self.checkpoint_path), self.input_size,
+                             crop=self.resize == "crop")
+
+
 def create_model(name: str, num_classes: int, in_chans: int = 3, pretrained: bool = False,
-                 checkpoint_path: str | None = None, input_size: int | None = None, kwargs: dict | None = None):
-    """A timm model; `input_size` is not used here (see `preprocessing`) but is part of the model node."""
+                 checkpoint_path: str | None = None, kwargs: dict | None = None):
     import timm
 
     overlay = {"file": str(Path(checkpoint_path).expanduser())} if checkpoint_path else None
@@ -64,11 +92,14 @@ def create_model(name: str, num_classes: int, in_chans: int = 3, pretrained: boo
 _TORCH_MODES = {"bilinear": "bilinear", "bicubic": "bicubic", "nearest": "nearest"}
 
 
-def preprocessing(model, pretrained: bool, input_size: int | None = None) -> Preprocessing:
-    """The input a model wants: a pretrained one its checkpoint's (timm's eval transform: size, mean,
-    std, interpolation, centre crop), a model trained from scratch 0.5/0.5 and a plain resize.
+def preprocessing(model, pretrained: bool, input_size: int | None = None, crop: bool = False) -> Preprocessing:
+    """The input a model wants: a pretrained one its checkpoint's size, mean, std and interpolation, a model
+    trained from scratch 0.5/0.5 and bilinear.
 
-    `input_size` (model.input_size) overrides the size; None is the model's own.
+    Every image is stretched to size x size, as the paper does (§4.1: all images resized to 224 x 224,
+    CIFAR-100's 32 x 32 ones stretched); `crop` (model.resize=crop) takes timm's eval transform instead for
+    a pretrained model: shorter side to size / crop_pct, centre crop. `input_size` (model.input_size)
+    overrides the size; None is the model's own.
     """
     if pretrained:
         from timm.data import resolve_model_data_config
@@ -76,6 +107,6 @@ def preprocessing(model, pretrained: bool, input_size: int | None = None) -> Pre
         data = resolve_model_data_config(model)
         return Preprocessing(size=int(input_size or data["input_size"][-1]), mean=tuple(data["mean"]),
                              std=tuple(data["std"]), interpolation=_TORCH_MODES.get(data["interpolation"], "bicubic"),
-                             crop_pct=float(data["crop_pct"]))
+                             crop_pct=float(data["crop_pct"]) if crop else None)
     own = (getattr(model, "pretrained_cfg", None) or {}).get("input_size", (3, 224, 224))
     return Preprocessing(size=int(input_size or own[-1]), mean=(0.5,), std=(0.5,))

@@ -103,6 +103,25 @@ class PostProcessor:
         return random_noise(x, mode=self.mode, rng=seed, clip=True, **args)
 
 
+def degrade_at(processor: PostProcessor, x: np.ndarray, seed: int, size: tuple[int, int]) -> np.ndarray:
+    """`processor` applied to a real image (float HxW or HxWxC in [0, 1]) at the generated images' `size`
+    (width, height), then brought back to its own size: post.apply_to_test degrades both sides at the same
+    resolution. Noise added to a 768 px generated image is mostly averaged away when it is shrunk to the
+    model's input; the same noise added to a 256 px test image would be three times as visible."""
+    h, w = x.shape[:2]
+    channels = [x] if x.ndim == 2 else [x[..., c] for c in range(x.shape[2])]
+
+    def resized(planes, to):
+        out = [np.asarray(Image.fromarray(p.astype(np.float32), "F").resize(to, Image.Resampling.BICUBIC
+                          if to[0] >= p.shape[1] else Image.Resampling.BOX)) for p in planes]
+        return out[0] if x.ndim == 2 else np.stack(out, axis=2)
+
+    large = np.clip(resized(channels, size), 0, 1)
+    degraded = processor.apply(large, seed)
+    planes = [degraded] if degraded.ndim == 2 else [degraded[..., c] for c in range(degraded.shape[2])]
+    return np.clip(resized(planes, (w, h)), 0, 1).astype(np.float32)
+
+
 def opencv_gaussian_kernel(size: int) -> np.ndarray:
     """cv2.getGaussianKernel(size, 0): OpenCV's fixed table for sizes up to 7, else the sampled
     Gaussian with sigma = 0.3 * ((size - 1) / 2 - 1) + 0.8, normalised to sum 1 (OpenCV 4; OpenCV 5

@@ -21,6 +21,7 @@ import logging
 from collections.abc import Mapping
 
 import torch
+from hydra.utils import instantiate
 
 from odin.errors import ConfigError
 from odin.image_sets import real_pool, seeded_subset, whole_units
@@ -68,10 +69,7 @@ class AutoPost:
             node = {k: v for k, v in dict(self.configs[name]).items() if k != "_target_"}
             self.options[name] = PostProcessor(**node)
         if self.criterion == "detect":
-            from odin.models import check_model
-
-            model = ctx.cfg.model
-            check_model(model.name, model.pretrained, model.checkpoint_path)
+            instantiate(ctx.cfg.model).check()
 
     def choose(self, ctx, images: Folder) -> Chosen:
         """The chosen processor, its config and the record of the choice, for the generated `images`."""
@@ -90,10 +88,11 @@ class AutoPost:
                 from odin.detector import measure_gap
 
                 found = measure_gap(ctx, folder, {"all": pool}, {"all": rows}, identity, self.holdout)
-                scores[name] = found["last_accuracy"]
-                details[name] = {k: found[k] for k in ("accuracy", "last_accuracy", "best_epoch", "status")}
+                scores[name] = found["accuracy"]
+                details[name] = {k: found[k] for k in ("accuracy", "epoch", "held_out", "status")}
             else:
-                scores[name] = histogram_kid(dataset, folder, rows, pool, cfg.model.input_size, cfg.seed)
+                side = instantiate(cfg.model).input_side()  # the paper's classifiers leave model.input_size null
+                scores[name] = histogram_kid(dataset, folder, rows, pool, side, cfg.seed)
             log.info("post=auto: %s scores %.4f (%s)", name, scores[name], self.criterion)
         chosen = min(self.candidates, key=scores.__getitem__)  # min keeps the first of equals
         log.info("post=auto chose '%s' (%s)", chosen, CRITERIA[self.criterion])

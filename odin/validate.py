@@ -125,6 +125,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "filter.batch_size": between(1, 4096),
     "filter.device": device(),
     # model and training
+    "model.resize": one_of("stretch", "crop"),
     "model.input_size": ((lambda v: v is None or 8 <= v <= 1024), "null (the checkpoint's own) or 8 to 1024"),
     "train.precision": one_of("auto", "fp32", "bf16", "fp16"),
     "train.epochs": between(1, 100_000),

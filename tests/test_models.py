@@ -72,10 +72,24 @@ def test_pretrained_input_follows_the_checkpoint_and_input_size_overrides_its_si
     with torch.device("meta"):
         swin = create_model("swinv2_base_window8_256.ms_in1k", num_classes=3)
         vit = create_model("vit_base_patch16_224.augreg_in1k", num_classes=3)
-    assert preprocessing(swin, pretrained=True) == Preprocessing(
+    assert preprocessing(swin, pretrained=True, crop=True) == Preprocessing(
         256, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "bicubic", 0.9)
+    # The paper stretches every image to the input size (§4.1): no crop unless model.resize=crop asks for it.
+    assert preprocessing(swin, pretrained=True).crop_pct is None
     assert preprocessing(vit, pretrained=True, input_size=None).mean == (0.5, 0.5, 0.5)
     assert preprocessing(vit, pretrained=True, input_size=384).size == 384
+
+
+def test_the_model_config_builds_a_classifier_that_stretches_by_default(compose):
+    from hydra.utils import instantiate
+
+    classifier = instantiate(compose("model=swin").model)
+    assert classifier.resize == "stretch" and classifier.name.startswith("swinv2_base_window8_256")
+    with torch.device("meta"):  # the architecture without its weights (no hub here)
+        model = create_model(classifier.name, num_classes=3)
+    assert classifier.preprocessing(model).crop_pct is None and classifier.preprocessing(model).size == 256
+    cropping = instantiate(compose("model=swin", "model.resize=crop").model)
+    assert cropping.preprocessing(model).crop_pct == 0.9
 
 
 def test_a_model_trained_from_scratch_keeps_the_plain_resize():
@@ -95,3 +109,13 @@ def test_crop_pct_centre_crops_a_wide_image_instead_of_squashing_it():
     assert squash[0, :, 0].max() < 0.1  # the squashed one keeps the black sides
     cropped = ImageItems([(wide, 0)], 10, 1, (0.0,), (1.0,), crop_pct=0.5)[0][0]  # 20 px short side, centre 10
     assert torch.allclose(cropped, torch.ones_like(cropped))
+
+
+def test_every_paper_classifier_knows_its_input_side_without_weights(compose):
+    """post=auto's kid criterion resizes to the classifier's input: the paper's models leave
+    model.input_size null, and that once crashed the choice after every image was made."""
+    from hydra.utils import instantiate
+
+    sides = {option: instantiate(compose(f"model={option}").model).input_side() for option in PAPER_MODELS}
+    assert sides == {"resnet": 224, "resnext": 224, "vit": 224, "swin": 256, "regnet": 224}
+    assert instantiate(compose("model=swin", "model.input_size=64").model).input_side() == 64

@@ -70,10 +70,38 @@ def test_salt_and_pepper_amounts_follow_config():
 
 
 @pytest.mark.parametrize(
-    "kwargs, key",
-    [({"mode": "sparkle"}, "post.mode"), ({"mode": "blur", "kernel_size": 4}, "post.kernel_size"),
-     ({"mode": "salt", "amount": 1.5}, "post.amount")],
+    "overrides, key",
+    [(["post.mode=sparkle"], "post.mode='sparkle'"), (["post=blur", "post.kernel_size=4"], "post.kernel_size=4"),
+     (["post=salt", "post.amount=1.5"], "post.amount=1.5"),
+     (["post=auto", "post.options.salt.amount=1.5"], "post.options.salt.amount=1.5")],
 )
-def test_bad_parameters_name_the_key(kwargs, key):
+def test_bad_parameters_name_the_key(compose, overrides, key):
+    from odin.validate import validate
+
     with pytest.raises(ValueError, match=key):
-        PostProcessor("x", **kwargs)
+        validate(compose(*overrides))
+
+
+def test_apply_to_test_degrades_a_real_image_at_the_generated_images_resolution():
+    """Salt at 768 px is mostly averaged away at the model's 224 px input; on a 256 px test image it would
+    change 5% of the input's pixels. degrade_at adds it at 768 px too, so both sides match."""
+    import torch
+    import torch.nn.functional as F
+
+    from odin.post import degrade_at
+
+    def changed(before, after):  # share of the 224 px input's pixels moved by more than 0.25
+        at224 = [F.interpolate(torch.as_tensor(x).permute(2, 0, 1)[None], size=(224, 224), mode="bilinear",
+                               antialias=True)[0] for x in (before, after)]
+        return float(((at224[0] - at224[1]).abs() > 0.25).float().mean())
+
+    rng = np.random.default_rng(0)
+    salt = PostProcessor("salt", "salt")
+    generated = (rng.random((768, 768, 3)) * 0.5).astype(np.float32)
+    real = (rng.random((256, 256, 3)) * 0.5).astype(np.float32)
+    on_training = changed(generated, salt.apply(generated, 1))
+    assert changed(real, salt.apply(real, 1)) > 0.03 > 0.001 > on_training  # the mismatch degrade_at removes
+    degraded = degrade_at(salt, real, 1, (768, 768))
+    assert degraded.shape == real.shape and degraded.dtype == np.float32
+    assert abs(changed(real, degraded) - on_training) < 0.001
+    assert np.array_equal(degraded, degrade_at(salt, real, 1, (768, 768)))  # seeded

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import logging
 
+from hydra.utils import instantiate
+
 from odin.detector import measure_gap
 from odin.image_sets import generated_rows, real_by_class
-from odin.models import check_model
 from odin.tasks import Task
 
 log = logging.getLogger("odin.run")
@@ -24,14 +25,13 @@ def detect(ctx, generated) -> dict:
     test_post = post if post.apply_to_test and not post.is_identity else None
     gap = measure_gap(ctx, folder, real, rows, identity, task.holdout, test_post=test_post,
                       on_epoch=ctx.logger.log_epoch)
-    log.info("real vs generated: %.2f%% held-out accuracy (best epoch %d; 50%% = no gap), %.2f%% at the last epoch",
-             gap["accuracy"], gap["best_epoch"], gap["last_accuracy"])
+    log.info("real vs generated: %.2f%% held-out accuracy at the last epoch (%d; 50%% = no gap; held out: %s)",
+             gap["accuracy"], gap["epoch"], gap["held_out"])
     return {"detect": gap | {"real_split": split, "holdout": task.holdout}}
 
 
 def check(ctx) -> None:
-    model = ctx.cfg.model
-    check_model(model.name, model.pretrained, model.checkpoint_path)
+    instantiate(ctx.cfg.model).check()
 
 
 TASK = Task(run=detect, check=check)

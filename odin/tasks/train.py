@@ -15,7 +15,8 @@ from odin import keys
 from odin.errors import ConfigError, UserError
 from odin.files import atomic_write_json
 from odin.keys import derive_seed
-from odin.models import check_model
+from odin.post import degrade_at
+from odin.store import open_image
 from odin.tasks import Task
 from odin.validate import some
 
@@ -33,7 +34,7 @@ def generated_labels(cfg, labels: list[str]) -> list[str]:
 def check(ctx) -> None:
     """The model and its weights; real training images of the classes that train on them."""
     cfg = ctx.cfg
-    check_model(cfg.model.name, cfg.model.pretrained, cfg.model.checkpoint_path)
+    instantiate(cfg.model).check()
     if cfg.train.source != "real" and not cfg.train.real_classes:
         return
     unknown = [c for c in cfg.train.real_classes if c not in ctx.labels]
@@ -51,15 +52,15 @@ def train(ctx, generated) -> dict:
     import torch
 
     from odin.device import resolve_device
-    from odin.models import preprocessing
     from odin.split import holdout_prompts
     from odin.train import ImageItems, resolve_precision
     from odin.train import train as fit
 
     cfg, labels, dataset = ctx.cfg, ctx.labels, ctx.dataset
     torch.manual_seed(cfg.seed)  # the same initial weights every time: runs differ only where configs do
-    model = instantiate(cfg.model, num_classes=len(labels), in_chans=dataset.channels)
-    prep = preprocessing(model, cfg.model.pretrained or bool(cfg.model.checkpoint_path), cfg.model.input_size)
+    classifier = instantiate(cfg.model)
+    model = classifier.build(len(labels), dataset.channels)
+    prep = classifier.preprocessing(model)
     folder = generated.post_images if generated else None
     rows, held = holdout_prompts(folder.rows if folder else [], cfg.train.holdout)
     real = [label for label in labels if label not in ctx.generated_labels]
@@ -74,8 +75,9 @@ def train(ctx, generated) -> dict:
         raise UserError(f"dataset {cfg.dataset.name} has no test images for labels {labels}")
     post = generated.post if generated else None
     degrade_test = post is not None and post.apply_to_test and not post.is_identity
-    if degrade_test:  # the paper's Table 2 (right): the same degradation on the real images
-        test = [(post.apply(x, derive_seed(cfg.seed, "test", i)), y) for i, (x, y) in enumerate(test)]
+    if degrade_test:  # the paper's Table 2 (right): the same degradation on the real images, at the same size
+        size = open_image(folder.path / folder.rows[0]["file_name"]).size
+        test = [(degrade_at(post, x, derive_seed(cfg.seed, "test", i), size), y) for i, (x, y) in enumerate(test)]
     precision = resolve_precision(cfg.train.precision, resolve_device(cfg.train.device))  # auto: what will run
     real_images = {"test": dataset.fingerprint("test", labels),
                    **({"train": dataset.fingerprint("train", real)} if real else {})}
