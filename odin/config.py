@@ -297,6 +297,9 @@ class TrainConfig:
     source: str = "generated"  # generated | real: the dataset's real training split, the reference to beat
     real_classes: list[str] = field(default_factory=list)  # seen + unseen: these classes train on real images
     precision: str = "auto"  # auto (bf16 on a CUDA GPU that has it, else fp16; fp32 elsewhere) | fp32 | bf16 | fp16
+    # torch's CPU threads while training: a fixed count, because the count changes the numbers (kernels split
+    # their sums by thread); so it is in the training key and in metrics.json (provenance)
+    threads: int = 2
     resume: bool = True  # pick up an interrupted or finished run of the same key; false: train from scratch
 
 

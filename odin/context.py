@@ -22,6 +22,7 @@ from odin.config import check_keys
 from odin.data import Dataset
 from odin.errors import ConfigError
 from odin.generate import TextToImage
+from odin.labels import check_labels
 from odin.loggers import NoLogger
 from odin.post import PostStage
 from odin.prompts import PromptGenerator
@@ -108,9 +109,7 @@ def image_filter(cfg: DictConfig):
 def choose_labels(labels, classes: list[str], any_label: bool, dataset: str) -> list[str]:
     """The run's labels: `labels` as given, else every class; classes of the dataset unless `any_label`."""
     chosen = list(classes) if labels is None else [str(label) for label in labels]
-    if not chosen:
-        raise ConfigError("labels=[] is empty: give at least one, e.g. labels='[three,seven]', "
-                          f"or leave labels unset to use all classes of dataset={dataset}")
+    check_labels(chosen, dataset)
     counts = Counter(chosen)
     duplicates = sorted(label for label, n in counts.items() if n > 1)
     if duplicates:

@@ -111,6 +111,11 @@ def write_run_report(run_dir: str | Path, metrics: dict, config_summary: dict) -
         lines += [f"**top-1 {metrics['top1']:.2f}%**, top-3 {metrics.get('top3', float('nan')):.2f}% "
                   f"(best epoch {metrics.get('best_epoch', '?')}) on {_count(metrics.get('test_images'))} real test "
                   f"images, trained on {trained_on(metrics.get('train_images'))}.", ""]
+    gap = metrics.get("gap") or {}
+    if gap.get("accuracy") is not None:
+        lines += [f"Gap alarm: a simple classifier told the generated training images from real ones "
+                  f"{100 * gap['accuracy']:.0f}% of the time (50% = indistinguishable; {gap['meaning']}).", ""]
+        lines += ["```", gap["warning"], "```", ""] if gap.get("warning") else []
     lines += ["## Config", "", *_key_value_table(config_summary), "", "## Metrics", "",
               *_key_value_table(metrics), ""]
     figures = [f for f in ("samples.png", "curves.png") if (run_dir / f).exists()]

@@ -136,6 +136,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "train.label_smoothing": ((lambda v: math.isfinite(v) and 0 <= v < 1), "a number from 0 up to (not including) 1"),
     "train.device": device(),
     "train.num_workers": between(0, 256),
+    "train.threads": between(1, 1024),
     "train.eval_every": between(1, 100_000),
     "train.holdout": between(0, 0.9),
     "train.source": one_of("generated", "real"),

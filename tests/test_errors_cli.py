@@ -154,11 +154,6 @@ def test_cfg_job_masks_credentials_and_is_otherwise_plain(tmp_path):
     assert done.stdout.startswith("name: ") or "\nlabels: null\n" in done.stdout
 
 
-NEEDS_WIRING = pytest.mark.xfail(strict=True, reason="odin.context.choose_labels must call odin.labels.check_labels "
-                                                     "(issue 22); remove this mark when it does")
-
-
-@NEEDS_WIRING
 @pytest.mark.parametrize("labels, words", [('labels=[""]', ["label 1 of 1 is empty ('')"]),
                                            ('labels=[seven," "]', ["label 2 of 2 is empty (' ')"]),
                                            ("labels=[]", ["labels=[] is empty", "a shell removes the quotes"])])

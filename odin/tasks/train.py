@@ -52,6 +52,7 @@ def train(ctx, generated) -> dict:
     import torch
 
     from odin.device import resolve_device
+    from odin.provenance import provenance
     from odin.split import holdout_prompts
     from odin.train import ImageItems, resolve_precision
     from odin.train import train as fit
@@ -70,6 +71,7 @@ def train(ctx, generated) -> dict:
         index = {labels.index(label) for label in real}
         shaper = ImageItems.for_model([], dataset.channels, prep)
         items += [(shaper.shape(x).numpy(), y) for x, y in dataset.train_items(labels) if y in index]
+    gap = gap_check(ctx, folder) if folder else None  # before training: do these images look like the real ones?
     test = dataset.test_set(labels)
     if not test:
         raise UserError(f"dataset {cfg.dataset.name} has no test images for labels {labels}")
@@ -100,13 +102,43 @@ def train(ctx, generated) -> dict:
         val_set=ImageItems.for_model(val, dataset.channels, prep, shaped=True) if val else None,
         seen_classes={labels.index(label) for label in real} if real and len(real) < len(labels) else None,
     )
+    if result.epochs_from_checkpoint:  # epochs read back from the checkpoint, not trained here: the logger gets them
+        ctx.logger.log_history(result.history[:result.epochs_from_checkpoint], cached=True)
     metrics = result.to_dict()
     metrics["training"] = {"status": metrics.pop("status"), "checkpoint": str(checkpoint),
                            "epochs_from_checkpoint": metrics.pop("epochs_from_checkpoint")}
     metrics["train_images"] = {"generated": len(rows), "real": len(items) - len(rows), "held_out": len(val)}
     metrics["test_images"] = len(test)
+    if gap:
+        metrics["gap"] = gap
+    metrics["provenance"] = provenance(str(resolve_device(cfg.train.device)), precision)
     _tell(ctx, result, metrics, checkpoint)
     return metrics
+
+
+GAP_PER_CLASS = 50  # images per class and side the gap alarm looks at: seconds, and enough to tell
+
+
+def gap_check(ctx, folder) -> dict:
+    """The gap alarm (odin/gap.py): how well a cheap classifier tells the generated training images, as
+    training reads them (dataset.acquire), from real images of the run's classes, pooled, no label read
+    (the training split when the dataset has one, else the test images); a warning when nearly always."""
+    from odin.gap import gap_alarm, warning
+    from odin.image_sets import load_generated, real_pool, whole_units
+
+    labels = ctx.generated_labels
+    sample = whole_units(folder, labels, GAP_PER_CLASS, ctx.seed)
+    generated = load_generated(sample, sample.rows, ctx.dataset)
+    real, split = real_pool(ctx.dataset, labels, GAP_PER_CLASS, ctx.seed)
+    found = gap_alarm(generated, real, groups=[r["unit"] for r in sample.rows], seed=ctx.seed) | {"real_split": split}
+    text = warning(found, post=ctx.cfg.post.name)
+    if text:
+        log.warning(text)
+        found["warning"] = text
+    elif found["accuracy"] is not None:
+        log.info("gap alarm: generated and real images told apart %.0f%% of the time (50%% = indistinguishable)",
+                 100 * found["accuracy"])
+    return found
 
 
 def say_why_new(checkpoints: Path, settings: str, key: str, real_images: dict) -> None:
@@ -149,7 +181,7 @@ def generated_items(ctx, folder, rows: list[dict], prep) -> list:
 
 
 def _tell(ctx, result, metrics: dict, checkpoint) -> None:
-    from odin.report import training_curves
+    from odin.report import trained_on, training_curves
 
     ctx.logger.log_image("curves", training_curves(result.history, ctx.out / "curves.png"))
     source = {"trained": "", "resumed": f" (resumed after epoch {result.epochs_from_checkpoint})",
@@ -164,14 +196,6 @@ def _tell(ctx, result, metrics: dict, checkpoint) -> None:
     if result.seen_unseen:
         log.info("seen (real) classes %.2f%%, unseen (generated) classes %.2f%%, harmonic mean %.2f%%",
                  *result.seen_unseen.values())
-
-
-def trained_on(counts: dict) -> str:
-    """"18000 generated images only", "370 real images and 1620 generated ones"."""
-    generated, real = counts["generated"], counts["real"]
-    if not real:
-        return f"{generated} generated images only"
-    return f"{real} real images" + (f" and {generated} generated ones" if generated else "")
 
 
 TASK = Task(run=train, check=check, generates=generated_labels)
