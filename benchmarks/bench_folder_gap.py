@@ -121,6 +121,8 @@ def main() -> None:
                         help="also run dataset=digits (the embedded default)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "folder_gap.json"))
     parser.add_argument("--work", default=None, help="where folders and run dirs go (default: a temp dir)")
+    parser.add_argument("--jobs", default=None, help="case:post pairs in the order to run, e.g. bright32:match,"
+                        "digits:none (instead of --cases x --posts)")
     parser.add_argument("--entry", default="run.py", help="the script that runs one job (run.py)")
     args = parser.parse_args()
 
@@ -134,6 +136,10 @@ def main() -> None:
     jobs = [(case, post) for case in args.cases.split(",") if case for post in args.posts.split(",") if post]
     if args.digits:
         jobs.append(("digits", "none"))
+    if args.jobs:
+        jobs = [tuple(job.split(":")) for job in args.jobs.split(",") if job]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     for case, post in jobs:
         if case == "digits":
             overrides = ["dataset=digits", f"post={post}"]
@@ -149,9 +155,8 @@ def main() -> None:
         results.append(result)
         print(f"{case} post={post}: " + (f"top-1 {result['top1']:.2f}%" if result.get("top1") is not None
                                          else f"rc {result['rc']}"), flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"toy": args.toy, "work": str(work), "results": results}, indent=2) + "\n")
+        # after every job: a long benchmark stopped early keeps what it measured
+        out.write_text(json.dumps({"toy": args.toy, "work": str(work), "results": results}, indent=2) + "\n")
     print(table(results))
     print(f"raw results: {out}")
 
