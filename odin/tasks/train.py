@@ -54,8 +54,7 @@ def train(ctx, generated) -> dict:
     from odin.device import resolve_device
     from odin.provenance import provenance
     from odin.split import holdout_prompts
-    from odin.train import ImageItems, resolve_precision
-    from odin.train import train as fit
+    from odin.train import resolve_precision, summarize
 
     cfg, labels, dataset = ctx.cfg, ctx.labels, ctx.dataset
     torch.manual_seed(cfg.seed)  # the same initial weights every time: runs differ only where configs do
@@ -65,21 +64,8 @@ def train(ctx, generated) -> dict:
     folder = generated.post_images if generated else None
     rows, held = holdout_prompts(folder.rows if folder else [], cfg.train.holdout)
     real = [label for label in labels if label not in ctx.generated_labels]
-    items = generated_items(ctx, folder, rows, prep)
-    val = generated_items(ctx, folder, held, prep)
-    if real:  # train.source=real, or the seen classes of train.real_classes
-        index = {labels.index(label) for label in real}
-        shaper = ImageItems.for_model([], dataset.channels, prep)
-        items += [(shaper.shape(x).numpy(), y) for x, y in dataset.train_items(labels) if y in index]
-    gap = gap_check(ctx, folder) if folder else None  # before training: do these images look like the real ones?
-    test = dataset.test_set(labels)
-    if not test:
-        raise UserError(f"dataset {cfg.dataset.name} has no test images for labels {labels}")
     post = generated.post if generated else None
     degrade_test = post is not None and post.apply_to_test and not post.is_identity
-    if degrade_test:  # the paper's Table 2 (right): the same degradation on the real images, at the same size
-        size = open_image(folder.path / folder.rows[0]["file_name"]).size
-        test = [(degrade_at(post, x, derive_seed(cfg.seed, "test", i), size), y) for i, (x, y) in enumerate(test)]
     precision = resolve_precision(cfg.train.precision, resolve_device(cfg.train.device))  # auto: what will run
     real_images = {"test": dataset.fingerprint("test", labels),
                    **({"train": dataset.fingerprint("train", real)} if real else {})}
@@ -93,27 +79,70 @@ def train(ctx, generated) -> dict:
     key = keys.train_key(**settings, real_images=real_images)
     checkpoint = ctx.store.root / "checkpoints" / key / "last.pt"
     say_why_new(ctx.store.root / "checkpoints", keys.config_hash(settings), key, real_images)
+    gap = gap_check(ctx, folder) if folder else None  # before training: do these images look like the real ones?
+    done = finished(checkpoint, cfg.train.epochs) if cfg.train.resume else None
+    if done:  # read back without loading an image: the checkpoint's summary says everything the result needs
+        log.info("training already done: epochs 1-%d read from %s (train.resume=false retrains)", cfg.train.epochs,
+                 checkpoint)
+        result = summarize(done["history"][: cfg.train.epochs], status="cached", from_checkpoint=cfg.train.epochs)
+        sizes = {k: done[k] for k in ("train_images", "test_images")}
+    else:
+        result, sizes = fit(ctx, model, prep, folder, rows, held, real, checkpoint, post if degrade_test else None)
+        atomic_write_json(checkpoint.with_name("summary.json"), {"history": result.history, **sizes})
+    if result.epochs_from_checkpoint:  # epochs read back from the checkpoint, not trained here: the logger gets them
+        ctx.logger.log_history(result.history[:result.epochs_from_checkpoint], cached=True)
+    metrics = result.to_dict()
+    metrics["training"] = {"status": metrics.pop("status"), "checkpoint": str(checkpoint),
+                           "epochs_from_checkpoint": metrics.pop("epochs_from_checkpoint")}
+    metrics |= sizes
+    if gap:
+        metrics["gap"] = gap
+    metrics["provenance"] = provenance(str(resolve_device(cfg.train.device)), precision)
+    _tell(ctx, result, metrics, checkpoint)
+    return metrics
+
+
+def finished(checkpoint: Path, epochs: int) -> dict | None:
+    """The summary of a finished training of this key with at least `epochs` epochs, or None. It is written
+    after the checkpoint, so a summary whose checkpoint is gone (or a damaged one) is not trusted."""
+    try:
+        summary = json.loads(checkpoint.with_name("summary.json").read_text())
+        return summary if checkpoint.is_file() and len(summary["history"]) >= epochs else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def fit(ctx, model, prep, folder, rows: list[dict], held: list[dict], real: list[str], checkpoint: Path,
+        test_post) -> tuple:
+    """Load the training, held-out and test images and train (or resume); (the Result, the sizes)."""
+    from odin.train import ImageItems
+    from odin.train import train as run_training
+
+    cfg, labels, dataset = ctx.cfg, ctx.labels, ctx.dataset
+    items = generated_items(ctx, folder, rows, prep)
+    val = generated_items(ctx, folder, held, prep)
+    if real:  # train.source=real, or the seen classes of train.real_classes
+        index = {labels.index(label) for label in real}
+        shaper = ImageItems.for_model([], dataset.channels, prep)
+        items += [(shaper.shape(x).numpy(), y) for x, y in dataset.train_items(labels) if y in index]
+    test = dataset.test_set(labels)
+    if not test:
+        raise UserError(f"dataset {cfg.dataset.name} has no test images for labels {labels}")
+    if test_post is not None:  # the paper's Table 2 (right): the same degradation on the real images, same size
+        size = open_image(folder.path / folder.rows[0]["file_name"]).size
+        test = [(degrade_at(test_post, x, derive_seed(cfg.seed, "test", i), size), y) for i, (x, y) in enumerate(test)]
     log.info("training %s on %d images (%d real), choosing an epoch on %d held-out generated ones, testing on %d "
              "real ones", cfg.model.name, len(items), len(items) - len(rows), len(val), len(test))
-    result = fit(
+    result = run_training(
         model, ImageItems.for_model(items, dataset.channels, prep, shaped=True),
         ImageItems.for_model(test, dataset.channels, prep), cfg.train, checkpoint, seed=cfg.seed,
         on_epoch=ctx.logger.log_epoch, resume=cfg.train.resume,
         val_set=ImageItems.for_model(val, dataset.channels, prep, shaped=True) if val else None,
         seen_classes={labels.index(label) for label in real} if real and len(real) < len(labels) else None,
     )
-    if result.epochs_from_checkpoint:  # epochs read back from the checkpoint, not trained here: the logger gets them
-        ctx.logger.log_history(result.history[:result.epochs_from_checkpoint], cached=True)
-    metrics = result.to_dict()
-    metrics["training"] = {"status": metrics.pop("status"), "checkpoint": str(checkpoint),
-                           "epochs_from_checkpoint": metrics.pop("epochs_from_checkpoint")}
-    metrics["train_images"] = {"generated": len(rows), "real": len(items) - len(rows), "held_out": len(val)}
-    metrics["test_images"] = len(test)
-    if gap:
-        metrics["gap"] = gap
-    metrics["provenance"] = provenance(str(resolve_device(cfg.train.device)), precision)
-    _tell(ctx, result, metrics, checkpoint)
-    return metrics
+    sizes = {"train_images": {"generated": len(rows), "real": len(items) - len(rows), "held_out": len(val)},
+             "test_images": len(test)}
+    return result, sizes
 
 
 GAP_PER_CLASS = 50  # images per class and side the gap alarm looks at: seconds, and enough to tell
@@ -126,11 +155,24 @@ def gap_check(ctx, folder) -> dict:
     from odin.gap import gap_alarm, warning
     from odin.image_sets import load_generated, real_pool, whole_units
 
-    labels = ctx.generated_labels
-    sample = whole_units(folder, labels, GAP_PER_CLASS, ctx.seed)
-    generated = load_generated(sample, sample.rows, ctx.dataset)
-    real, split = real_pool(ctx.dataset, labels, GAP_PER_CLASS, ctx.seed)
-    found = gap_alarm(generated, real, groups=[r["unit"] for r in sample.rows], seed=ctx.seed) | {"real_split": split}
+    labels, dataset = ctx.generated_labels, ctx.dataset
+    prints = dataset.fingerprint("train", labels) if dataset.has_train_split else {}
+    if not any(p["images"] for p in prints.values()):  # no training split: real_pool takes the test images
+        prints = dataset.fingerprint("test", labels)
+    identity = keys.config_hash(folder.key, labels, ctx.seed, GAP_PER_CLASS, ctx.config["dataset"], prints)
+    cached = ctx.store.root / "gap" / f"{identity}.json"  # a rerun reads it: no image decoded
+    try:
+        found = json.loads(cached.read_text())
+    except (OSError, ValueError):
+        sample = whole_units(folder, labels, GAP_PER_CLASS, ctx.seed)
+        generated = load_generated(sample, sample.rows, dataset)
+        real, split = real_pool(dataset, labels, GAP_PER_CLASS, ctx.seed)
+        found = gap_alarm(generated, real, groups=[r["unit"] for r in sample.rows], seed=ctx.seed)
+        found["real_split"] = split
+        try:
+            atomic_write_json(cached, found)
+        except OSError:  # a read-only store: measured again next time
+            pass
     text = warning(found, post=ctx.cfg.post.name)
     if text:
         log.warning(text)
