@@ -189,9 +189,13 @@ def test_safety_checker_can_be_left_out(tiny_sd_checked):
 
 
 # ---- end to end, through the real config, store and entry point ----------------------------
-def test_run_with_sd2_config_on_local_weights(compose, tiny_sd, tmp_path):
+def test_run_with_sd2_config_on_local_weights(compose, tiny_sd, tmp_path, monkeypatch):
+    from sklearn.datasets import load_digits
+    from watch_training import top1_recomputed, watch_training
+
     from odin.run import run
 
+    trained = watch_training(monkeypatch)
     cfg = compose(*cfg_overrides(tiny_sd), "diffusion.batch_size=3")
     assert cfg.diffusion.guidance_scale == 7.5 and cfg.diffusion.scheduler is None  # from sd2.yaml
     metrics = run(cfg, output_dir=tmp_path / "run")
@@ -202,7 +206,9 @@ def test_run_with_sd2_config_on_local_weights(compose, tiny_sd, tmp_path):
     assert len(rows) == 24 and {r["label"] for r in rows} == {"zero", "one", "seven"}
     assert all(r["generator"] == tiny_sd and r["safety_retries"] == 0 for r in rows)
     assert all(Image.open(folder / r["file_name"]).size == (64, 64) for r in rows)
-    assert 0 <= metrics["top1"] <= 100
+    digits = load_digits().target  # tested on every real zero, one and seven, scored by the model's predictions
+    assert metrics["test_images"] == int(((digits == 0) | (digits == 1) | (digits == 7)).sum())
+    assert metrics["top1"] == pytest.approx(top1_recomputed(trained[-1]))  # smoke: one epoch, the best is the last
 
     # batch size and device are runtime only: a rerun with other values reuses every image
     overrides = ["diffusion.batch_size=4", "diffusion.device=cpu", "task=formulate"]

@@ -1,7 +1,9 @@
 """Issue 16 wired into runs: diversify and the prompt check in the prompt key, the image filter as a store stage.
 
 The image filter's scores come from a fake scorer (every candidate gets the same content-hashed number in
-[0, 1), so a threshold drops a known share) or the tiny random CLIP (meaningless scores: mechanics only).
+[0, 1), so a threshold drops a known share; or one candidate, chosen by the image's content, scores above
+the others, so an image is closer to another label by a rule the test knows) or the tiny random CLIP
+(meaningless scores: mechanics only).
 """
 
 import hashlib
@@ -44,6 +46,21 @@ class FakeScorer:
     def scores(self, images, candidates):
         self.scored += len(images)
         return np.array([[content_score(im)] * len(candidates) for im in images], dtype=np.float32)
+
+
+class PreferringScorer(FakeScorer):
+    """Each image scores 0.9 for one candidate, picked by its content hash, and 0.1 for the others."""
+
+    def scores(self, images, candidates):
+        self.scored += len(images)
+        rows = np.full((len(images), len(candidates)), 0.1, dtype=np.float32)
+        for i, im in enumerate(images):
+            rows[i, preferred(im, candidates)] = 0.9
+        return rows
+
+
+def preferred(image, candidates) -> int:
+    return int(content_score(image) * 2**32) % len(candidates)
 
 
 @pytest.fixture
@@ -175,6 +192,28 @@ def test_filter_drops_replaces_and_records(compose, tmp_path, fake):
     again = run(compose(*overrides), output_dir=tmp_path / "again")
     assert fake.scored == 0 and again["images"]["made"] == 0 and again["filter"]["replacements_made"] == 0
     assert (Path(again["dataset"]) / "metadata.jsonl").read_text().splitlines() == exported
+
+
+def test_an_image_closer_to_another_label_is_dropped_and_replaced(compose, tmp_path, monkeypatch):
+    from odin.store import open_image
+
+    scorer = PreferringScorer()
+    monkeypatch.setattr("odin.context.image_filter", lambda cfg: scorer)
+    labels = ["zero", "seven"]
+    metrics = run(compose(*SMOKE, f"labels=[{','.join(labels)}]", "filter=clip", "filter.model=unused",
+                          "filter.max_rounds=12"), output_dir=tmp_path / "run")  # no threshold: closeness alone
+    f, record = metrics["filter"], filtered_rows(metrics)
+    folder = Path(metrics["images"]["folder"])
+    for row in record:  # the rule the scorer follows, applied here to each image file
+        other = labels[preferred(open_image(folder / row["file_name"]), labels)]
+        assert row["kept"] == (other == row["label"]) and row["best"] == other, row
+        if not row["kept"]:
+            assert row["reason"] == f"closer to '{other}' (0.900 > 0.100)"
+    assert len(record) > 16 and f["dropped"] > 0 and f["kept"] == 16 and f["dropped"] == f["replacements_made"]
+    assert f["dropped_by_label"] == {label: sum(not r["kept"] and r["label"] == label for r in record)
+                                     for label in labels if any(r["label"] == label and not r["kept"] for r in record)}
+    exported = [json.loads(line) for line in (Path(metrics["dataset"]) / "metadata.jsonl").read_text().splitlines()]
+    assert len(exported) == 16 and {r["label"] for r in exported} == set(labels)
 
 
 def test_a_new_threshold_scores_only_new_images(compose, tmp_path, fake):
