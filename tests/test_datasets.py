@@ -142,6 +142,22 @@ def test_indian_food_finds_the_class_folders_inside_the_kaggle_archive(data):
         assert len(ds.test_set(ds.classes)) == 3 and len(ds.train_items(ds.classes)) == 12  # 20% of 5 per class
 
 
+def test_indian_food_holds_out_10_of_each_dishs_50_photos_by_its_own_files(tmp_path):
+    fx.indian_food(tmp_path / "food", per_class=50)  # the Kaggle set's size: about 50 photos a dish
+    ds = IndianFood(root=str(tmp_path / "food"))
+    test = ds.test_set(ds.classes)
+    assert sorted(y for _, y in test) == [0] * 10 + [1] * 10 + [2] * 10 and len(ds.train_items(ds.classes)) == 120
+    held = held_out_photos(ds)
+    (tmp_path / "food" / "Indian Food Images" / "Indian Food Images" / "aloo_gobi").rename(tmp_path / "gone")
+    fewer = IndianFood(root=str(tmp_path / "food"))  # a dish less: the others keep their test photos
+    assert held_out_photos(fewer) == {c: v for c, v in held.items() if c != "aloo gobi"}
+
+
+def held_out_photos(ds) -> dict[str, list[str]]:
+    sources = ds.sources("test", ds.classes)
+    return {c: sorted(Path(p).name for p, y in sources if y == i) for i, c in enumerate(ds.classes)}
+
+
 def test_folder_with_its_own_train_and_test(tmp_path):
     fx.image_folder(tmp_path / "train", ["cat", "dog"], per_class=3)
     fx.image_folder(tmp_path / "test", ["cat", "dog", "fox"], per_class=2)

@@ -1,14 +1,20 @@
 """Indian Food Images (Kaggle dataset iamsouravbanerjee/indian-food-images-dataset: 80 dishes, about
-50 photos each), one folder of jpgs per class.
+50 photos each), one folder of jpgs per class. It is the default and the only Indian Food set ODIN reads.
+
+Which Indian Food set the paper used (its reference [27]) could not be read here: the stored copies of
+the paper (arXiv 2303.06832) hold its abstract and the start of its introduction, not its dataset section
+or its references. This one is Kaggle's "Indian Food Images Dataset"; another Kaggle set,
+l33tc0d3r/indian-food-classification, has 20 classes (burger and pizza among them). Any download that
+unzips to one folder per dish loads the same way (`dataset.root` at it), with the same seeded split.
 
 The Kaggle download unpacks to `Indian Food Images/Indian Food Images/<class>/<image>.jpg`; `root` may
 point at the folder the archive was unpacked in or at any folder on the way down to the class folders
 (folders holding a single sub-folder and no images are stepped through). Class names are the folder
 names (`butter_chicken` reads `butter chicken`).
 
-The download has no split: `test_fraction` (default 0.2, so 10 of 50) of each class, drawn with
-`split_seed`, is the test split, the rest the training split; a class's split depends only on
-(split_seed, its name, its files).
+The download has no split, and the paper gives none: `test_fraction` (default 0.2, so 10 of 50) of each
+class, drawn with `split_seed`, is the test split, the rest the training split; a class's split depends
+only on (split_seed, its name, its files).
 """
 
 from __future__ import annotations
