@@ -91,7 +91,9 @@ class ImageStats:
             from odin.metrics.ssim_cpu import image_stats, use_torch_threads
 
             use_torch_threads()
-            self.mean, self.b = (torch.empty(maps, dtype=images.dtype) for _ in range(2))
+            # numpy's allocations, not torch's: torch maps fresh pages for every large tensor, and faulting
+            # them in cost a tenth of all the time at 64 px
+            self.mean, self.b = (torch.from_numpy(np.empty(maps, dtype=images.numpy().dtype)) for _ in range(2))
             image_stats(images.numpy(), taps.numpy(), self.c2, self.cov_norm, self.mean.numpy(), self.b.numpy())
             return
         # In float64 whatever the pairs' dtype: E[x^2] - E[x]^2 cancels digits, and this is only O(N).
