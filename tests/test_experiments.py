@@ -264,8 +264,8 @@ def test_table2_multirun_with_the_basic_launcher(tiny_sd, data_root, tmp_path):
     """`python run.py -m experiment=paper/table2` itself, with the sweep cut to 2 x 2 jobs."""
     done = subprocess.run(
         [sys.executable, str(ROOT / "run.py"), "-m", "experiment=paper/table2", "hydra.sweeper.params.post='none,salt'",
-         "prompt=naive", "labels=[leopard,airplane]", *toy(tiny_sd, data_root), f"paths.store={tmp_path / 'store'}",
-         f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+         "dataset=caltech101", "prompt=naive", "labels=[leopard,airplane]", *toy(tiny_sd, data_root),
+         f"paths.store={tmp_path / 'store'}", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
         cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     jobs = sorted((tmp_path / "sweep").glob("*/metrics.json"))
