@@ -123,12 +123,13 @@ def main() -> None:
     parser.add_argument("--work", default=None, help="where folders and run dirs go (default: a temp dir)")
     parser.add_argument("--jobs", default=None, help="case:post pairs in the order to run, e.g. bright32:match,"
                         "digits:none (instead of --cases x --posts)")
+    parser.add_argument("--set", nargs="*", default=[], help="overrides added to every run, e.g. train.threads=1")
     parser.add_argument("--entry", default="run.py", help="the script that runs one job (run.py)")
     args = parser.parse_args()
 
     work = Path(args.work or tempfile.mkdtemp(prefix="odin_folder_gap_"))
     env = {**os.environ, "ODIN_PROGRESS": "0", "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled"}
-    extra = list(TOY) if args.toy else []
+    extra = (list(TOY) if args.toy else []) + list(args.set)
     if args.toy:
         env["ODIN_STORE"] = str(work / "store")
         extra.append(f"paths.store={work / 'store'}")
