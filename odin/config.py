@@ -72,6 +72,7 @@ class LLMPromptConfig:
     max_tokens: int | None = None
     seed: int | None = None  # the API's best-effort determinism; None sends none
     system: str | None = None
+    require_label: bool = True  # false: every prompt of the replies as it comes (the paper), none dropped
     # runtime only (left out of the store's cache key): where and how patiently we ask
     base_url: str | None = None  # None: OPENAI_BASE_URL, else api.openai.com
     concurrency: int = 4  # labels asked at once

@@ -21,7 +21,8 @@ PROMPT_IGNORED = {
     "concurrency": "how many labels are asked at once",
     "timeout": "how long one request may take",
     "max_retries": "HTTP retries of a failed request; a reply that arrives is the same reply",
-    "max_asks": "follow-up asks stop once enough prompts name the label; a run that succeeds gets the same prompts",
+    "max_asks": "how patiently we ask: a label still short after the asks is cached filled (info.refilled); delete "
+                "its prompt file to ask again",
     "device": "where the captioner runs (float noise at most); its dtype is resolved and kept",
     "batch_size": "captions per forward pass (float noise at most)",
 }
@@ -97,7 +98,10 @@ def prompt_config(prompt: dict, generator: Any, extra: dict | None = None) -> di
     """`extra` (prompt_extras): diversification and the prompt check, when on; off, they add nothing to the key."""
     extra = extra or {}
     ignored = PROMPT_IGNORED if extra.get("prompt_check", {}).get("replace") else {**PROMPT_IGNORED, **REPLACEMENT_ONLY}
-    return {**without(resolved(prompt, generator), ignored), **extra}
+    key = {**without(resolved(prompt, generator), ignored), **extra}
+    if key.get("require_label") is True:  # the check that was always on: prompts cached before it was a setting
+        del key["require_label"]
+    return key
 
 
 def prompt_extras(plain: dict, labels: list[str]) -> dict:

@@ -307,6 +307,21 @@ def test_chatgpt_config_is_the_papers_and_takes_no_key(compose):
     assert (cfg.prompt.base_url, cfg.prompt.model) == ("http://127.0.0.1:9/v1", "llama3")
 
 
+def test_chatgpt_takes_the_replies_as_they_come_and_llm_checks_them(compose):
+    from omegaconf import OmegaConf
+
+    from odin import keys
+
+    chat, checked = compose("prompt=chatgpt").prompt, compose("prompt=llm").prompt
+    assert chat.require_label is False and instantiate(chat).require_label is False
+    assert checked.require_label is True and instantiate(checked).require_label is True
+
+    def key(node):
+        return keys.config_hash(keys.prompt_config(OmegaConf.to_container(node, resolve=True), instantiate(node)))
+
+    assert key(compose("prompt=llm", "prompt.require_label=false").prompt) != key(checked)  # other prompts
+
+
 # ---- through the store and the whole pipeline -----------------------------------------
 PETS = ["Abyssinian", "American Bulldog", "American Pit Bull Terrier", "Basset Hound", "Beagle", "Bengal",
         "Birman", "Bombay", "Boxer", "British Shorthair", "Chihuahua", "Egyptian Mau", "English Cocker Spaniel",
