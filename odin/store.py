@@ -46,6 +46,7 @@ import json
 import logging
 import os
 import re
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -194,8 +195,11 @@ class Folder:
 
 
 class Store:
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, workers: int | None = None):
+        """`workers`: processes that make units of a backend that says it can be forked (`parallel`); None: one
+        per CPU core this process may run on, 1: all in this process."""
         self.root = Path(root).expanduser().resolve()
+        self.workers = workers
         check_root(self.root)
 
     # ---- prompts -------------------------------------------------------------------
@@ -241,17 +245,9 @@ class Store:
         cfg = keys.images_config(cfg, backend)
         folder = Folder(config_hash(cfg, seed), Path(), heatmaps=heatmaps)
         folder.path = self.root / "images" / folder.key
-        asked = {"heatmaps": True} if heatmaps else {}  # a backend that cannot localize is never asked
-
-        def make(unit: Unit) -> list[tuple[Image.Image, dict, Any]]:
-            made = backend(unit.label, [unit.prompt] * len(unit.seeds), unit.seeds, **asked)
-            return [
-                (g.image, {"prompt": unit.prompt, "seed": s, "generator": generator_name,
-                           **({"extra_round": unit.round} if unit.round else {}), **g.info}, g.heatmap)
-                for g, s in zip(made, unit.seeds, strict=True)
-            ]
-
-        self._fill(folder, units, make, {"generator": cfg, "seed": seed}, what)
+        make = MakeImages(backend, generator_name, heatmaps)
+        self._fill(folder, units, make, {"generator": cfg, "seed": seed}, what,
+                   parallel=getattr(backend, "parallel", False))
         return folder
 
     # ---- post-processing ---------------------------------------------------------------
@@ -276,20 +272,26 @@ class Store:
         return folder
 
     # ---- the shared machinery ----------------------------------------------------------
-    def _fill(self, folder: Folder, units: list[Unit], make, config: dict, what: str) -> None:
+    def _fill(self, folder: Folder, units: list[Unit], make, config: dict, what: str, parallel: bool = False) -> None:
         """Make every unit that is not done yet, claiming each so concurrent jobs never both make it.
 
-        A unit another job is making is skipped and come back to once the free ones are done.
+        A unit another job is making is skipped and come back to once the free ones are done. With `parallel`
+        (the backend can be forked: no GPU, no threads of its own), the free units are made by worker processes,
+        each under its own claim exactly as here: a unit's bytes depend on the unit alone, never on the worker.
         """
         todo = [u for u in units if not self._done(folder, u)]
         if todo:
             _write_config(folder.path / "config.json", config)
         bar = progress(None, total=len(todo), desc=f"{what} ({len(units) - len(todo)}/{len(units)} prompts cached)")
-        held: list[Unit] = []
-        for unit in todo:
-            if not self._claim_and_make(folder, unit, make, wait=False):
-                held.append(unit)
-            bar.update()
+        workers = min(self.workers or usable_cores(), len(todo)) if parallel else 1
+        if workers > 1:
+            held = self._make_in_workers(folder, todo, make, workers, bar)
+        else:
+            held = []
+            for unit in todo:
+                if not self._claim_and_make(folder, unit, make, wait=False):
+                    held.append(unit)
+                bar.update()
         for unit in held:
             log.info("waiting for %s '%s' (unit %s), which another job is making", unit.label, unit.prompt,
                      unit.name)
@@ -307,6 +309,28 @@ class Store:
             self._write_index(folder)
         else:
             self._check_index(folder)
+
+    def _make_in_workers(self, folder: Folder, todo: list[Unit], make, workers: int, bar) -> list[Unit]:
+        """Make `todo` in `workers` processes; the units another job holds, left for this process to wait for."""
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # fork where the platform has it: the workers start at once with the backend as it is (fonts loaded);
+        # elsewhere (macOS, Windows) they start fresh and get it pickled.
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+        held = []
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method), initializer=_start_worker,
+                                   initargs=(self, folder, make, os.getpid()))
+        try:
+            for unit, (claimed, made, added) in zip(todo, pool.map(_make_unit, todo), strict=True):
+                folder.made += made
+                folder.heatmaps_added += added
+                if not claimed:
+                    held.append(unit)
+                bar.update()
+        finally:  # on an error, the units not started yet are not made (the ones in flight finish)
+            pool.shutdown(wait=True, cancel_futures=True)
+        return held
 
     def _claim_and_make(self, folder: Folder, unit: Unit, make, wait: bool) -> bool:
         """Make `unit` under its claim; False when another job holds the claim and `wait` is off."""
@@ -439,6 +463,71 @@ class Store:
         with _waiting_lock(_state(folder) / "index.lock", f"the index {index}"):
             remove_stale_temps(index)  # a killed writer's; we hold the lock
             atomic_write_bytes(index, Store._index_text(folder, warn=True).encode())
+
+
+class MakeImages:
+    """A unit's images with their metadata and heatmaps, from the backend; a plain object, so worker
+    processes that start fresh (no fork) can be handed it."""
+
+    def __init__(self, backend, generator_name: str, heatmaps: bool):
+        self.backend, self.generator_name = backend, generator_name
+        self.asked = {"heatmaps": True} if heatmaps else {}  # a backend that cannot localize is never asked
+
+    def __call__(self, unit: Unit) -> list[tuple[Image.Image, dict, Any]]:
+        made = self.backend(unit.label, [unit.prompt] * len(unit.seeds), unit.seeds, **self.asked)
+        return [
+            (g.image, {"prompt": unit.prompt, "seed": s, "generator": self.generator_name,
+                       **({"extra_round": unit.round} if unit.round else {}), **g.info}, g.heatmap)
+            for g, s in zip(made, unit.seeds, strict=True)
+        ]
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (a SLURM job's or a container's share, not the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+_WORKER: tuple[Store, Folder, Callable] | None = None  # what a unit-making worker process works on
+
+
+def _start_worker(store: Store, folder: Folder, make, parent: int) -> None:
+    global _WORKER
+    _WORKER = store, folder, make
+    if sys.platform.startswith("linux"):  # a worker dies with its run (a killed run must not leave units made)
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the run died before that took effect
+            os._exit(1)
+
+
+def _make_unit(unit: Unit) -> tuple[bool, int, int]:
+    """In a worker: make `unit` under its claim; (claimed, images made, heatmaps added)."""
+    store, folder, make = _WORKER
+    made, added = folder.made, folder.heatmaps_added
+    try:
+        claimed = store._claim_and_make(folder, unit, make, wait=False)
+    except BaseException as error:
+        raise _portable(error) from None  # the worker's traceback comes along as the cause
+    return claimed, folder.made - made, folder.heatmaps_added - added
+
+
+def _portable(error: BaseException) -> BaseException:
+    """`error`, or an exception of the same kind that survives the trip back to the run's process (an
+    exception whose constructor takes other arguments than it keeps cannot be unpickled there)."""
+    import pickle
+    import traceback
+
+    try:
+        pickle.loads(pickle.dumps(error))
+        return error
+    except Exception:
+        text = "".join(traceback.format_exception(error))
+        return UserError(str(error)) if isinstance(error, UserError) else RuntimeError(f"in a worker process:\n{text}")
 
 
 def _read_prompts(path: Path) -> LabelPrompts | None:

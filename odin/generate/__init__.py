@@ -3,6 +3,9 @@
 A backend is any object built from a `_target_` node with
   images_per_prompt  how many images each prompt gets
   cache_version      (optional) bumped when the same config starts to draw other images
+  parallel           (optional, False when absent) True when the store may make units in worker processes
+                     (fork on Linux, a pickled copy elsewhere): plain CPU code with no threads, GPU or open
+                     connections of its own; a unit's images must depend on the unit alone
   check(labels)      fail fast (missing weights, no CUDA, a label it cannot draw)
   __call__(label, prompts, seeds) -> list[GeneratedImage], one per (prompt, seed) pair
   check_heatmaps(prompts)  (optional) the backend can say where the label is in each image: it
@@ -29,6 +32,7 @@ class GeneratedImage(NamedTuple):
 
 class TextToImage(Protocol):
     images_per_prompt: int
+    parallel: bool
 
     def check(self, labels: list[str]) -> None: ...
 

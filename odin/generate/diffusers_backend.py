@@ -41,6 +41,7 @@ _loaded: tuple[tuple, Any] | None = None  # (load settings, pipeline): the one p
 
 class DiffusersGenerator:
     cache_version = 0  # bumped when the same config starts to make other images (odin.keys.images_config)
+    parallel = False  # a GPU pipeline (or a CPU one with its own threads) is never forked
 
     def __init__(
         self,

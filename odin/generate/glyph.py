@@ -318,6 +318,7 @@ class GlyphGenerator:
     """Offline text-to-image for digit and letter labels; see the module docstring."""
 
     cache_version = 2  # bump whenever the same (label, prompt, seed) starts to draw another image
+    parallel = True  # plain CPU drawing: the store may make units in forked worker processes
 
     def __init__(self, size: int = 64, images_per_prompt: int = 20, batch_size: int = 64, prompts_per_label: int = 100):
         # prompts_per_label is read by the prompt config (prompt.num_prompts), not here
