@@ -96,10 +96,15 @@ def test_folder_that_is_not_a_pipeline_fails_fast(tmp_path):
         DiffusersGenerator(model=str(tmp_path / "missing")).check(["cat"])
 
 
-def test_cuda_asked_for_and_absent_fails_fast(tiny_sd):
-    # cuda:99 fails on this CPU machine (no CUDA) and on a GPU machine (no 100th device) alike
-    with pytest.raises(ConfigError, match="diffusion.device=cuda:99"):
-        tiny(tiny_sd, device="cuda:99").check(["cat"])
+def test_cuda_asked_for_and_absent_fails_fast(compose, tiny_sd):
+    # cuda:99 fails on this CPU machine (no CUDA) and on a GPU machine (no 100th device) alike; every
+    # stage's device is checked in one place (odin/validate.py, odin/device.py) before any work
+    from odin.validate import validate
+
+    for key in ("diffusion.device", "train.device"):
+        overrides = [f"diffusion.model={tiny_sd}"] if key.startswith("diffusion") else []
+        with pytest.raises(ConfigError, match=f"{key}=cuda:99"):
+            validate(compose(*(["diffusion=sd15"] if overrides else []), *overrides, f"{key}=cuda:99"))
 
 
 def test_bad_names_fail_in_check(tiny_sd):
