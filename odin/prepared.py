@@ -53,9 +53,8 @@ def load_or_prepare(cache: Path, source: Path, dataset, prep, channels: int, sha
         except (ValueError, OSError, EOFError) as error:
             log.warning("prepared image %s is damaged (%s): preparing it again", cache, error)
     from odin.store import open_image
-    from odin.train import ImageItems
 
-    x = ImageItems.for_model([], channels, prep).shape(dataset.acquire(open_image(source, sha256))).numpy()
+    x = _shaper(channels, prep).shape(dataset.acquire(open_image(source, sha256))).numpy()
 
     def save(tmp: Path) -> None:
         with open(tmp, "wb") as f:  # a file object: np.save would add ".npy" to a temp file's name
@@ -63,3 +62,11 @@ def load_or_prepare(cache: Path, source: Path, dataset, prep, channels: int, sha
 
     atomic_write(cache, save)
     return x
+
+
+@functools.lru_cache(maxsize=8)
+def _shaper(channels: int, prep):
+    """The model's resize (odin.train.ImageItems.shape), built once per process rather than once per image."""
+    from odin.train import ImageItems
+
+    return ImageItems.for_model([], channels, prep)

@@ -108,3 +108,84 @@ def test_config_banks_are_read_by_the_glyph_backend():
     forms = set().union(*(f for _, f in read))
     assert {"longflag", "open", "crossed", "straight"} <= forms
     DigitsDataset(**{k: v for k, v in cfg.items() if k != "defaults" and k != "_target_"})
+
+
+def scipy_acquire(image: Image.Image) -> np.ndarray:
+    """acquire as first written, with scipy's exact distance transform, scikit-image's labels and two partitions:
+    the reference whose bytes the faster one must give (a flipped 4x4 block would move top-1)."""
+    from scipy import ndimage
+    from skimage import measure
+
+    from odin.data.digits import BOX_H, BOX_W, FRAME, SUPER
+
+    ink = ndimage.gaussian_filter(1.0 - np.asarray(image.convert("L"), dtype=np.float32) / 255.0,
+                                  sigma=max(image.size) / 90)
+    background, darkest = np.median(ink), np.percentile(ink, 99.5)
+    if darkest - background < 0.15:
+        return np.zeros((8, 8), np.float32)
+    labels = measure.label(ink > (background + darkest) / 2, connectivity=2)
+    areas = np.bincount(labels.ravel())
+    areas[0] = 0
+    binary = areas[labels] >= 0.1 * areas.max()
+    ys, xs = np.nonzero(binary)
+    x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+    sy, sx = (y1 - y0) / (BOX_H * SUPER), (x1 - x0) / (BOX_W * SUPER)
+    left = (FRAME - BOX_W) / 2 * SUPER
+    yc, xc = ys.mean(), xs.mean()
+    var_y = ((ys - yc) ** 2).mean()
+    slope = ((xs - xc) * (ys - yc)).mean() / var_y if var_y > 0 else 0.0
+    slope = float(np.clip(slope * sy / sx, -1, 1))
+    vc = (yc + 0.5 - y0) / sy - 0.5
+    matrix = np.array([[sy, 0.0], [slope * sx, sx]])
+    offset = np.array([y0 + 0.5 * sy - 0.5, x0 + (0.5 - left) * sx - 0.5 - slope * sx * vc])
+    soft = ndimage.gaussian_filter(binary.astype(np.float32), 0.5)
+    frame = ndimage.affine_transform(soft, matrix, offset, output_shape=(FRAME * SUPER,) * 2, order=1) > 0.5
+    if frame.any():
+        signed = ndimage.distance_transform_edt(~frame) - ndimage.distance_transform_edt(frame)
+        target = INK_PIXELS * SUPER**2
+        frame = signed <= np.partition(signed.ravel(), target)[target]
+    bitmap = frame.reshape(FRAME, SUPER, FRAME, SUPER).mean((1, 3)) > 0.5
+    return (bitmap.reshape(8, 4, 8, 4).sum((1, 3)) / 16.0).astype(np.float32)
+
+
+def generated_digits(prompts_per_label: int, seeds: int) -> list[Image.Image]:
+    """Glyphs of every digit from the default's own prompts (template banks of conf/dataset/digits.yaml)."""
+    from odin.prompts.template import TemplatePrompts
+
+    cfg = yaml.safe_load((ROOT / "conf/dataset/digits.yaml").read_text())
+    prompter = TemplatePrompts("a photo of one {label} {context}, {style}, {view}, {setting}", cfg["template_banks"],
+                               "digit", prompts_per_label)
+    gen, labels = GlyphGenerator(), ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    return [g.image for lp in prompter(labels) for p in lp.prompts
+            for g in gen(lp.label, [p] * seeds, [hash((p, s)) % 2**32 for s in range(seeds)])]
+
+
+def degraded(images: list[Image.Image]) -> list[Image.Image]:
+    """The same glyphs through every post-processor, plus noise, specks, odd sizes and colour."""
+    from odin.post import PostProcessor
+
+    rng = np.random.default_rng(0)
+    posts = [PostProcessor(mode, mode) for mode in ("gaussian", "salt", "pepper", "s&p", "speckle", "poisson",
+                                                    "localvar", "blur")]
+    return ([post(im, i) for i, im in enumerate(images) for post in posts]
+            + [Image.fromarray(rng.integers(0, 256, (64, 64), dtype=np.uint8)) for _ in range(20)]
+            + [Image.fromarray((rng.random((48, 80)) > 0.97).astype(np.uint8) * 255) for _ in range(20)]
+            + [im.convert("RGB").resize((71, 33)) for im in images[:20]])
+
+
+def same_bytes(images: list[Image.Image]) -> None:
+    fast = np.stack([acquire(im) for im in images])
+    reference = np.stack([scipy_acquire(im) for im in images])
+    differ = np.flatnonzero((fast != reference).any((1, 2)))
+    assert fast.tobytes() == reference.tobytes(), f"{len(differ)} of {len(images)} differ, first {differ[:5]}"
+
+
+def test_acquire_gives_the_bytes_of_the_scipy_reference():
+    images = generated_digits(prompts_per_label=6, seeds=4)
+    same_bytes(images + degraded(images[::12]))
+
+
+@pytest.mark.slow
+def test_acquire_gives_the_bytes_of_the_scipy_reference_on_many_images():
+    images = generated_digits(prompts_per_label=100, seeds=5)
+    same_bytes(images + degraded(images[::25]))
