@@ -15,6 +15,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from odin.data.schemas import DATASET_SCHEMAS
+from odin.match_schema import MatchPostConfig
 from odin.prompts.words import LIVING_MODIFIERS, LIVING_WORDS, NONLIVING_MODIFIERS, NONLIVING_WORDS
 
 
@@ -379,7 +380,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "caption": CaptionPromptConfig,
     },
     "diffusion": {"glyph": GlyphConfig, "diffusers": DiffusersConfig},
-    "post": {"post": PostConfig, "auto": AutoPostConfig},
+    "post": {"post": PostConfig, "auto": AutoPostConfig, "match": MatchPostConfig},
     "model": {"timm": ModelConfig},
     "train": {"train": TrainConfig},
     "logger": {"logger": LoggerConfig},

@@ -1,6 +1,6 @@
 """Typed config schema of post=match (dataclasses only: composing a config never imports numpy).
 
-conf/post/match.yaml starts with `- /schema/post/match@_here_`; odin.config calls `register()`.
+conf/post/match.yaml starts with `- /schema/post/match@_here_`; odin.config stores it with the others.
 """
 
 from __future__ import annotations
@@ -17,10 +17,3 @@ class MatchPostConfig:
     geometry: bool = True  # a subject on a plain ground: slant, box, centre moved to the real ones by rank
     coverage: bool = True  # ... and how much of the frame it covers (stroke width)
     noise: bool = True  # the real images' noise level, seeded per image
-
-
-def register() -> None:
-    """Store the schema as /schema/post/match."""
-    from hydra.core.config_store import ConfigStore
-
-    ConfigStore.instance().store(group="schema/post", name="match", node=MatchPostConfig)

@@ -16,8 +16,9 @@ from odin.tasks import get_task, task_names
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "odin"
 # The stages of the data flow. Each may import shared modules (store, keys, errors, files, the scorers of
-# odin/filter.py that the prompt check and the image filter share, ...) and another stage's interface (its
-# package's __init__: the Protocol and the record it hands on), never another stage's implementation.
+# odin/filter.py that the prompt check and the image filter share, ...) and another stage's interface (a
+# package's __init__, or odin/post.py: the Protocol and the record it hands on), never another stage's
+# implementation.
 STAGES = {
     "dataset": ("odin.data",),
     "prompts": ("odin.prompts",),
@@ -26,7 +27,7 @@ STAGES = {
     "filter": ("odin.filter_stage",),
     "task": ("odin.tasks",),
 }
-INTERFACES = {"odin.data", "odin.prompts", "odin.generate", "odin.tasks"}
+INTERFACES = {"odin.data", "odin.prompts", "odin.generate", "odin.tasks", "odin.post"}
 
 
 def module_name(path: Path) -> str:

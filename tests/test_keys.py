@@ -110,8 +110,8 @@ def test_blur_key_ignores_noise_parameters():
     from odin.post import PostProcessor
 
     blur = PostProcessor("blur", "blur", amount=0.05)
-    assert keys.post_config({}, blur) == keys.post_config({}, PostProcessor("x", "blur", amount=0.9, var=3))
-    assert keys.post_config({}, blur) != keys.post_config({}, PostProcessor("blur", "blur", kernel_size=3))
+    assert keys.post_config(blur) == keys.post_config(PostProcessor("x", "blur", amount=0.9, var=3))
+    assert keys.post_config(blur) != keys.post_config(PostProcessor("blur", "blur", kernel_size=3))
 
 
 def test_auto_dtype_is_resolved_before_hashing(tmp_path):
