@@ -203,9 +203,13 @@ def test_labels_the_encoder_cannot_tell_apart_are_warned_about(tmp_path, caplog)
 def test_a_generator_that_runs_dry_stops_asking_one_that_repeats_itself_uses_its_rounds(check, gives, asks):
     class Dry:
         asked = 0
+        gives_more = True
 
         def check(self, labels):
             pass
+
+        def resolved(self):
+            return {}
 
         def __call__(self, labels):
             for label in labels:
