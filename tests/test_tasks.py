@@ -63,7 +63,7 @@ def test_detect_separates_obviously_different_sets_and_caches_its_detector(compo
     rng = np.random.default_rng(0)
     dark = _folder(tmp_path / "real", ["zero", "one"],  # dark noise: nothing like white glyph pages
                    lambda label, i: Image.fromarray(rng.integers(0, 60, (64, 64, 3), dtype=np.uint8)))
-    args = [*TINY, "task=detect", "labels=[zero,one]", "dataset=folder", f"dataset.root={dark}",
+    args = [*TINY, "task=detect", "labels=[zero,one]", "dataset=folder", f"dataset.root={dark}", "post=none",
             "dataset.test_fraction=0.5", "train.epochs=8", "train.batch_size=2"]  # steps for BatchNorm to settle
     metrics = run(compose(*args), output_dir=tmp_path / "run")
     gap = metrics["detect"]
