@@ -117,8 +117,9 @@ def test_auto_post_with_the_detector_scores_every_candidate(compose, tmp_path):
     assert auto["real_split"] == "test"  # digits have no training split: test images, pooled, labels unused
 
 
-@pytest.mark.parametrize("override, words", [("post.candidates=[none,sparkle]", "post.candidates"),
-                                             ("post.options.salt.amount=5", "post.options.salt.amount=5.0 is out of range")])
+@pytest.mark.parametrize("override, words", [
+    ("post.candidates=[none,sparkle]", "post.candidates"),
+    ("post.options.salt.amount=5", "post.options.salt.amount=5.0 is out of range")])
 def test_auto_post_refuses_bad_candidates_before_any_work(compose, tmp_path, override, words):
     with pytest.raises(ConfigError, match=words):
         run(compose(*TINY, "post=auto", override), output_dir=tmp_path / "run")
