@@ -182,7 +182,7 @@ class AutoPostConfig:
     _recursive_: bool = False  # AutoPost builds its candidates itself (and says what is wrong with one)
     name: str = "auto"
     candidates: list[str] = field(default_factory=lambda: ["none", "blur", "gaussian", "localvar", "poisson", "salt",
-                                                           "pepper", "saltpepper", "speckle"])  # fmt: skip
+                                                           "pepper", "saltpepper", "speckle", "match"])  # fmt: skip
     options: dict[str, Any] = field(default_factory=dict)  # name -> a PostConfig, from conf/post
     criterion: str = "detect"  # detect: lowest held-out accuracy of a real-vs-generated detector | kid: lowest KID
     max_per_class: int = 100  # images per class and source that the choice looks at

@@ -64,7 +64,7 @@ def make_generated(ctx: RunContext) -> GeneratedSet:
         "images": {"folder": str(as_generated.path), "made": as_generated.made, "reused": as_generated.reused},
         **({"filter": filtered} if filtered else {}),
         "post": {"name": post_config.get("name", ctx.cfg.post.name), "folder": str(post_images.path), **applied,
-                 **({"auto": choice} if choice else {})},
+                 **({ctx.cfg.post.name: choice} if choice else {})},  # post.auto, post.match: how it was chosen
         "prompts": {label: lp.prompts for label, lp in prompts.items()},
     }
     log.info("images: %d generated, %d reused from the store; post '%s': %d applied, %d reused",

@@ -59,6 +59,10 @@ class MatchPost:
 
     # -- the PostStage protocol (odin/post.py) ---------------------------------------------------
     def check(self, ctx=None) -> None:
+        if ctx is not None and ctx.dataset.transforms_generated:
+            raise ConfigError(f"post=match with dataset={ctx.dataset.name}: the dataset remakes every generated image "
+                              "itself (dataset.acquire), which expects the generator's own images; use post=none "
+                              "(or another post) with it")
         if self.apply_to_test:
             raise ConfigError("post.apply_to_test=true with post=match would match the real test images to "
                               "themselves: leave it false")

@@ -76,7 +76,8 @@ class PostProcessor:
         return None
 
     def choose(self, ctx, images) -> Chosen:
-        return Chosen(self, ctx.config["post"], None)
+        """Itself, with its own settings (also as one of post=auto's candidates)."""
+        return Chosen(self, {"name": self.name, "apply_to_test": self.apply_to_test, **self.key_config()}, None)
 
     def __call__(self, image: Image.Image, seed: int) -> Image.Image:
         return to_image(self.apply(to_array(image), seed), image.mode)

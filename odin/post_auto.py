@@ -25,7 +25,7 @@ from hydra.utils import instantiate
 
 from odin.errors import ConfigError
 from odin.image_sets import real_pool, seeded_subset, whole_units
-from odin.post import Chosen, PostProcessor
+from odin.post import Chosen
 from odin.store import Folder
 
 log = logging.getLogger("odin.run")
@@ -49,7 +49,7 @@ class AutoPost:
         self.candidates = list(candidates if candidates is not None else self.configs)
         self.criterion, self.max_per_class, self.holdout = criterion, max_per_class, holdout
         self.apply_to_test = apply_to_test
-        self.options: dict[str, PostProcessor] = {}
+        self.options: dict = {}  # name -> the candidate's post stage (a PostProcessor, post=match's MatchPost)
 
     def check(self, ctx) -> None:
         """Every candidate named once and known (their parameters are checked by odin/validate.py), and the
@@ -65,9 +65,9 @@ class AutoPost:
             raise ConfigError(f"post.candidates={self.candidates} names one candidate twice")
         if self.criterion not in CRITERIA:
             raise ConfigError(f"post.criterion={self.criterion!r} is not one of {', '.join(CRITERIA)}")
-        for name in self.candidates:
-            node = {k: v for k, v in dict(self.configs[name]).items() if k != "_target_"}
-            self.options[name] = PostProcessor(**node)
+        for name in self.candidates:  # each candidate gets post=auto's apply_to_test (match refuses true)
+            self.options[name] = instantiate(self.configs[name], apply_to_test=self.apply_to_test)
+            self.options[name].check(ctx)
         if self.criterion == "detect":
             instantiate(ctx.cfg.model).check()
 
@@ -80,9 +80,12 @@ class AutoPost:
         identity = {"dataset": plain["dataset"], "labels": labels, "split": split, "n": len(pool), "seed": cfg.seed,
                     "by": "pool", "real_images": dataset.fingerprint(split, labels)}
         scores, details = {}, {}
+        processors, configs = {}, {}
         for name in self.candidates:
-            processor, config = self.options[name], plain["post"]["options"][name]
-            folder = sample if processor.is_identity else store.post(config, processor, sample)
+            # a fixed processor is itself; post=match learns the real images' look here, as it would alone
+            processor, configs[name], _ = self.options[name].choose(ctx, sample)
+            processors[name] = processor
+            folder = sample if processor.is_identity else store.post(configs[name], processor, sample)
             rows = [r for label in labels for r in [x for x in folder.rows if x["label"] == label][:n]]
             if self.criterion == "detect":
                 from odin.detector import measure_gap
@@ -96,9 +99,7 @@ class AutoPost:
             log.info("post=auto: %s scores %.4f (%s)", name, scores[name], self.criterion)
         chosen = min(self.candidates, key=scores.__getitem__)  # min keeps the first of equals
         log.info("post=auto chose '%s' (%s)", chosen, CRITERIA[self.criterion])
-        processor = self.options[chosen]
-        processor.apply_to_test = self.apply_to_test
-        config = {**plain["post"]["options"][chosen], "apply_to_test": self.apply_to_test}
+        processor, config = processors[chosen], configs[chosen]
         record = {"chosen": chosen, "criterion": self.criterion, "why": CRITERIA[self.criterion], "scores": scores,
                   "real_split": split, "real_images": len(pool), "generated_per_class": n,
                   **({"details": details} if details else {})}

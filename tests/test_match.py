@@ -137,3 +137,45 @@ def test_choose_learns_from_the_training_split_with_its_labels_unused(tmp_path, 
     assert chosen.record["real_images"] == 20 and chosen.record["learnt"]["size"] == [8, 8]
     assert chosen.config["stats"] == post.key_config()["stats"] and chosen.config["name"] == "match"
     assert chosen.record["stats"] == post.stats
+
+
+def _digit_folder(root, labels=("zero", "one"), per_class=12, bright=True):
+    """A user's folder of real digits (scikit-learn's, 32 px blocky), one sub-folder per label."""
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    for label, digit in zip(labels, (0, 1), strict=False):
+        images = data.images[data.target == digit][:per_class] / 16.0
+        for k, im in enumerate(images):
+            x = im if bright else 1 - im
+            path = root / label / f"{k}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            u8 = Image.fromarray(np.rint(x * 255).astype(np.uint8), "L")
+            u8.resize((32, 32), Image.Resampling.NEAREST).save(path)
+    return root
+
+
+def test_match_is_a_post_auto_candidate_and_wins_against_a_polarity_gap(compose, tmp_path):
+    """Bright ink on black, 32 px blocks: the glyphs as drawn are far from that, matched ones close; post=auto
+    (kid, labels unused) picks match, and the run trains on the matched images."""
+    from odin.run import run
+
+    real = _digit_folder(tmp_path / "real")
+    metrics = run(compose("labels=[zero,one]", "dataset=folder", f"dataset.root={real}", "dataset.context=digit",
+                          "dataset.test_fraction=0.5", "prompt.num_prompts=2", "diffusion.images_per_prompt=4",
+                          "train.epochs=1", "model.input_size=32", "post=auto", "post.criterion=kid",
+                          "post.max_per_class=4", "post.candidates=[none,match]", "logger=none"),
+                  output_dir=tmp_path / "run")
+    auto = metrics["post"]["auto"]
+    assert set(auto["scores"]) == {"none", "match"} and auto["chosen"] == "match" == metrics["post"]["name"]
+    assert auto["scores"]["match"] < auto["scores"]["none"]
+    assert metrics["post"]["made"] + metrics["post"]["reused"] == metrics["train_images"]["generated"]
+
+
+def test_match_refuses_a_dataset_that_remakes_generated_images(compose, tmp_path):
+    from odin.errors import ConfigError
+    from odin.run import run
+
+    with pytest.raises(ConfigError, match="post=match with dataset=digits"):
+        run(compose("experiment=smoke", "post=match"), output_dir=tmp_path / "run")
+    assert not (tmp_path / "store" / "images").exists()  # refused before any image

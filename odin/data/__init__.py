@@ -8,7 +8,8 @@ A dataset is any object built from a `_target_` node with what the `Dataset` pro
                         them, as undecoded sources, as PIL images of one class; MissingSplitError without them
   fingerprint(split, labels) -> per label, the count and a hash of the images a run reads (cache keys)
   acquire(image)     -> the generated PIL image brought into the test images' domain
-                        (identity for photos; NIST-style normalisation for the digits)
+                        (identity for photos; NIST-style normalisation for the digits, which says so
+                        in transforms_generated: post=match, which does that job itself, refuses it)
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class Dataset(Protocol):
     context: str
     channels: int
     has_train_split: bool
+    transforms_generated: bool  # acquire() does more than load: it remakes a generated image (digits: NIST)
 
     def check(self) -> None: ...
 

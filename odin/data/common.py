@@ -158,6 +158,7 @@ class PhotoDataset:
         self.balance, self.max_per_class = balance, max_per_class
 
     has_train_split = True  # the official split, or a seeded one (odin.data.common.split_per_class)
+    transforms_generated = False  # acquire only loads a generated image as the test images are loaded
 
     def __getstate__(self) -> dict:
         # run.py hands `dataset.acquire` to worker processes with every image: send the settings, not

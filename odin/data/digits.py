@@ -94,6 +94,7 @@ class DigitsDataset:
     """load_digits as the test set; classes are the digit names ("zero".."nine")."""
 
     has_train_split = False  # load_digits is the test set; the data ships with scikit-learn
+    transforms_generated = True  # acquire remakes a generated digit the way NIST made the real ones
 
     def __init__(self, name: str = "digits", context: str = "digit", root: str | None = None,
                  template_banks: dict | None = None):

@@ -47,6 +47,10 @@ class MixedDataset:
 
     has_train_split = False  # captions read the parts' train_images; real training runs per part
 
+    @property
+    def transforms_generated(self) -> bool:
+        return any(ds.transforms_generated for ds in self.parts.values())
+
     def __init__(self, parts: Mapping[str, object], name: str = "mixed", context: str = "",
                  per_part: int | None = None, round: int = 0, seed: int = 0,  # noqa: A002
                  balance: bool = False, root: str | None = None, template_banks: dict | None = None):
