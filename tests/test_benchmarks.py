@@ -20,6 +20,7 @@ SCRIPTS = sorted(p.name for p in (ROOT / "benchmarks").glob("*.py"))
 # What each script prints once it has measured: its ratio or its result. Extra arguments (given the test's
 # temp folder) keep raw outputs out of benchmarks/results/.
 RESULT = {
+    "bench_embedded.py": r"ratio this / baseline \d+\.\d\d",
     "bench_filter.py": r"ratio filter/generation = \d+\.\d\d",
     "bench_filter_run.py": r"ratio filter/generation = \d+\.\d\d",
     "bench_folder_gap.py": r"raw results: \S+folder_gap\.json",
@@ -37,8 +38,9 @@ EXTRA = {
     "bench_folder_gap.py": lambda tmp: ["--cases", "bright8", "--posts", "none", "--no-digits",
                                         "--out", str(tmp / "folder_gap.json"), "--work", str(tmp / "work")],
     "bench_ssim.py": lambda tmp: ["--out", str(tmp / "bench_ssim.json")],
+    "bench_embedded.py": lambda tmp: ["--out", str(tmp / "bench_embedded.json")],
 }
-SLOW = {"bench_filter_run.py", "bench_folder_gap.py", "bench_generate.py", "bench_localize.py", "embedded.py"}
+SLOW = {"bench_embedded.py", "bench_filter_run.py", "bench_folder_gap.py", "bench_generate.py", "bench_localize.py", "embedded.py"}
 
 
 def run_toy(name: str, tmp: Path) -> subprocess.CompletedProcess:
