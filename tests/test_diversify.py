@@ -177,7 +177,7 @@ def test_the_store_caches_diversified_prompts_with_their_decision(vectors, tmp_p
            "diversify": {"_target_": "odin.prompts.diversify.Diversified", "vectors": str(vectors)}}
     div = Diversified(NaivePrompts(num_prompts=3), vectors=str(vectors))
     key, made = Store(tmp_path).prompts(cfg, div, ["dog", "chair"])
-    again_key, again = Store(tmp_path).prompts(cfg, None, ["dog", "chair"])  # read back: no generator needed
+    again_key, again = Store(tmp_path).prompts(cfg, div, ["dog", "chair"])  # read back: not asked again
     assert again_key == key and again["dog"].prompts == made["dog"].prompts
     assert again["chair"].info["diversify"]["kind"] == "nonliving"
     assert Store(tmp_path).prompts({**cfg, "diversify": None}, NaivePrompts(num_prompts=3), ["dog"])[0] != key

@@ -67,8 +67,13 @@ def test_prompt_check_drops_prompts_closer_to_another_label(words):
 
 def test_checked_prompts_keep_passing_prompts_and_record_all(words):
     class Given:  # a generator that can give no more: dropped prompts are refilled from the kept ones
+        gives_more = False
+
         def check(self, labels):
             pass
+
+        def resolved(self):
+            return {}
 
         def __call__(self, labels):
             yield LabelPrompts("dog", ["a photo of one dog", "a photo of one chair"], {"model": "m"})

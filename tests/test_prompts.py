@@ -27,12 +27,16 @@ def test_template_is_deterministic_diverse_and_prefix_stable():
     assert other.prompts != a.prompts
 
 
-def test_template_errors_name_what_is_missing():
+def test_template_errors_name_what_is_missing(compose):
+    from odin.validate import validate
+
     with pytest.raises(ValueError, match="lighting"):
         TemplatePrompts("{label}, {lighting}", BANKS)
     with pytest.raises(ValueError, match="label"):
         TemplatePrompts("a photo", BANKS)
     with pytest.raises(ValueError, match="num_prompts"):
         TemplatePrompts(TEMPLATE, BANKS, num_prompts=0)
-    with pytest.raises(ValueError, match="num_prompts"):
-        NaivePrompts(num_prompts=-1)
+    with pytest.raises(ValueError, match="prompt.num_prompts=-1"):  # every count is checked once, in validate
+        validate(compose("prompt=naive", "prompt.num_prompts=-1"))
+    with pytest.raises(ValueError, match="must contain {label}"):
+        NaivePrompts(template="a photo").check(["dog"])
