@@ -40,7 +40,8 @@ EXTRA = {
     "bench_ssim.py": lambda tmp: ["--out", str(tmp / "bench_ssim.json")],
     "bench_embedded.py": lambda tmp: ["--out", str(tmp / "bench_embedded.json")],
 }
-SLOW = {"bench_embedded.py", "bench_filter_run.py", "bench_folder_gap.py", "bench_generate.py", "bench_localize.py", "embedded.py"}
+SLOW = {"bench_embedded.py", "bench_filter_run.py", "bench_folder_gap.py", "bench_generate.py", "bench_localize.py",
+        "embedded.py"}
 
 
 def run_toy(name: str, tmp: Path) -> subprocess.CompletedProcess:
