@@ -126,6 +126,7 @@ def main() -> None:
                         record = run_once(sides[side], work, f"{side}-{condition}-{repeat}", args.extra)
                         record |= {"side": side, "condition": condition, "repeat": repeat}
                         records.append(record)
+                        write(out, args, {}, records)  # after every run: a bench cut short keeps what it measured
                         top1 = f"top-1 {record['top1']:.2f}%" if record["top1"] is not None else "no top-1"
                         print(f"{condition:6s} {side:8s} {record['wall_s']:6.1f} s wall ({split(record)}); "
                               f"cpu {record['cpu_s']:.1f} s; {top1}", flush=True)
@@ -147,13 +148,18 @@ def main() -> None:
         summary[condition] = {"ratio": ratio, "this_wall_s": this, "same_top1": same}
         print(f"{condition}: this {this:.1f} s wall, ratio this / baseline {ratio:.2f} "
               f"(median of {len(pairs)}); top-1 {'the same' if same else 'DIFFERS'}")
+    write(out, args, summary, records)
+    if out:
+        print(f"raw results: {out}")
+
+
+def write(out: Path | None, args, summary: dict, records: list[dict]) -> None:
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({
             "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "baseline": args.baseline,
             "extra": args.extra, "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
             "summary": summary, "runs": records}, indent=1) + "\n")
-        print(f"raw results: {out}")
 
 
 if __name__ == "__main__":
