@@ -79,7 +79,8 @@ def train(ctx, generated) -> dict:
     key = keys.train_key(**settings, real_images=real_images)
     checkpoint = ctx.store.root / "checkpoints" / key / "last.pt"
     say_why_new(ctx.store.root / "checkpoints", keys.config_hash(settings), key, real_images)
-    gap = gap_check(ctx, folder) if folder else None  # before training: do these images look like the real ones?
+    with ctx.timed("gap_s"):  # before training: do these images look like the real ones?
+        gap = gap_check(ctx, folder) if folder else None
     done = finished(checkpoint, cfg.train.epochs) if cfg.train.resume else None
     if done:  # read back without loading an image: the checkpoint's summary says everything the result needs
         log.info("training already done: epochs 1-%d read from %s (train.resume=false retrains)", cfg.train.epochs,
@@ -87,7 +88,9 @@ def train(ctx, generated) -> dict:
         result = summarize(done["history"][: cfg.train.epochs], status="cached", from_checkpoint=cfg.train.epochs)
         sizes = {k: done[k] for k in ("train_images", "test_images")}
     else:
-        result, sizes = fit(ctx, model, prep, folder, rows, held, real, checkpoint, post if degrade_test else None)
+        with ctx.timed("train_s"):  # preparing the images (prepare_s) included
+            result, sizes = fit(ctx, model, prep, folder, rows, held, real, checkpoint,
+                                post if degrade_test else None)
         atomic_write_json(checkpoint.with_name("summary.json"), {"history": result.history, **sizes})
     if result.epochs_from_checkpoint:  # epochs read back from the checkpoint, not trained here: the logger gets them
         ctx.logger.log_history(result.history[:result.epochs_from_checkpoint], cached=True)
@@ -119,8 +122,9 @@ def fit(ctx, model, prep, folder, rows: list[dict], held: list[dict], real: list
     from odin.train import train as run_training
 
     cfg, labels, dataset = ctx.cfg, ctx.labels, ctx.dataset
-    items = generated_items(ctx, folder, rows, prep)
-    val = generated_items(ctx, folder, held, prep)
+    with ctx.timed("prepare_s"):
+        items = generated_items(ctx, folder, rows, prep)
+        val = generated_items(ctx, folder, held, prep)
     if real:  # train.source=real, or the seen classes of train.real_classes
         index = {labels.index(label) for label in real}
         shaper = ImageItems.for_model([], dataset.channels, prep)
