@@ -91,7 +91,9 @@ def train(ctx, generated) -> dict:
         with ctx.timed("train_s"):  # preparing the images (prepare_s) included
             result, sizes = fit(ctx, model, prep, folder, rows, held, real, checkpoint,
                                 post if degrade_test else None)
-        atomic_write_json(checkpoint.with_name("summary.json"), {"history": result.history, **sizes})
+        stat = checkpoint.stat()  # the summary vouches for this very file: a damaged one is found by train()
+        atomic_write_json(checkpoint.with_name("summary.json"), {"history": result.history, **sizes,
+                                                                  "checkpoint": [stat.st_size, stat.st_mtime_ns]})
     if result.epochs_from_checkpoint:  # epochs read back from the checkpoint, not trained here: the logger gets them
         ctx.logger.log_history(result.history[:result.epochs_from_checkpoint], cached=True)
     metrics = result.to_dict()
@@ -107,10 +109,13 @@ def train(ctx, generated) -> dict:
 
 def finished(checkpoint: Path, epochs: int) -> dict | None:
     """The summary of a finished training of this key with at least `epochs` epochs, or None. It is written
-    after the checkpoint, so a summary whose checkpoint is gone (or a damaged one) is not trusted."""
+    after the checkpoint and records its size and time: a summary whose checkpoint is gone or was rewritten
+    (damaged, or trained again) is not trusted, and the checkpoint itself is read (and checked) instead."""
     try:
         summary = json.loads(checkpoint.with_name("summary.json").read_text())
-        return summary if checkpoint.is_file() and len(summary["history"]) >= epochs else None
+        stat = checkpoint.stat()
+        same = summary["checkpoint"] == [stat.st_size, stat.st_mtime_ns]
+        return summary if same and len(summary["history"]) >= epochs else None
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
