@@ -294,7 +294,8 @@ def train(model, train_set: ImageItems, test_set: ImageItems, cfg, checkpoint: P
     the test set; `seen_classes`: the classes trained on real images, for seen / unseen / harmonic scores."""
     device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.get("precision", "auto"), device)
-    torch.set_num_threads(cfg.get("threads", 2))  # the count changes the numbers: fixed by the config
+    if cfg.get("threads"):  # train.threads (the schema's 2): the count changes the numbers, so the config fixes it
+        torch.set_num_threads(cfg.threads)
     if device.type == "cuda":  # NHWC weights to match NHWC batches (_to_device)
         model.to(device, memory_format=torch.channels_last)
         torch.backends.cudnn.benchmark = True  # fixed input size: pick the fastest kernels once (float noise)
