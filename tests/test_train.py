@@ -143,15 +143,20 @@ def test_cpu_training_gives_exactly_the_history_it_gave_before(tmp_path, precisi
 
 
 def test_bf16_is_really_used_when_asked_for(tmp_path):
-    sets = [ImageItems(_halves(n, s), 16, 1, (0.5,), (0.5,)) for n, s in ((48, 0), (16, 1))]
-    losses = {}
+    # The dtype each convolution computes in, in training and in evaluation. A loss comparison would
+    # hang on the CPU's bf16 kernels: on some CPUs oneDNN's bf16 path gives NaN losses in this model.
+    sets = [ImageItems(_halves(n, s), 16, 1, (0.5,), (0.5,)) for n, s in ((32, 0), (16, 1))]
+    seen = {}
     for precision in ("fp32", "bf16"):
         torch.manual_seed(0)
         model = create_model("test_resnet", num_classes=2, in_chans=1)
+        dtypes = seen[precision] = set()
+        for conv in (m for m in model.modules() if isinstance(m, torch.nn.Conv2d)):
+            conv.register_forward_hook(lambda m, i, out, dtypes=dtypes: dtypes.add((m.training, out.dtype)))
         cfg = OmegaConf.merge(_cfg(1), {"precision": precision})
-        losses[precision] = train(model, *sets, cfg, tmp_path / f"{precision}.pt").history[0]["train_loss"]
-    # bf16 keeps 8 bits of mantissa: close to fp32, never equal (which is why it belongs in the key)
-    assert losses["bf16"] != losses["fp32"] and losses["bf16"] == pytest.approx(losses["fp32"], rel=0.05)
+        train(model, *sets, cfg, tmp_path / f"{precision}.pt")
+    assert seen["fp32"] == {(True, torch.float32), (False, torch.float32)}
+    assert seen["bf16"] == {(True, torch.bfloat16), (False, torch.bfloat16)}
 
 
 def test_checkpoints_are_written_every_epoch_unless_writing_costs_over_5_percent(monkeypatch):
