@@ -37,7 +37,8 @@ def detect_key(*, generated: str, real: dict, model: dict, train: dict, seed: in
     """The identity of one detector: the exact generated images (their folder's key and file names), the
     real images' identity (dataset config, labels, split, how many, how drawn), the model, every
     optimisation setting that can change a number (odin.keys.TRAIN_IGNORED), the seed and the split."""
-    return keys.config_hash({"task": "detect", "generated": generated, "real": real, "model": model,
+    return keys.config_hash({"task": "detect", "batch_norm": "cumulative", "generated": generated, "real": real,
+                             "model": model,
                              "train": keys.without(train, keys.TRAIN_IGNORED), "seed": seed, "holdout": holdout,
                              "held_out": HELD_OUT, "trainer": keys.TRAINER_VERSION})
 
@@ -77,6 +78,8 @@ def measure_gap(ctx, folder: Folder, real: dict[str, list[np.ndarray]], generate
 
     from odin.train import ImageItems, resolve_precision, train
 
+    batch_norms = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)  # timm's subclass them
+
     cfg, plain, dataset = ctx.cfg, ctx.config, ctx.dataset
     groups = balanced_groups(real, generated, cfg.seed)
     fit, held, used_rows = [], [], []
@@ -96,6 +99,11 @@ def measure_gap(ctx, folder: Folder, real: dict[str, list[np.ndarray]], generate
     torch.manual_seed(cfg.seed)
     classifier = instantiate(cfg.model)
     model = classifier.build(2, dataset.channels)
+    for norm in (m for m in model.modules() if isinstance(m, batch_norms)):
+        # BatchNorm's running statistics as a plain average over every training batch: with the default
+        # momentum (0.1) a detector's few steps leave them near their initial 0 and 1, and in eval mode
+        # every held-out image then falls on one side.
+        norm.momentum = None
     prep = classifier.preprocessing(model)
     precision = resolve_precision(cfg.train.precision, resolve_device(cfg.train.device))  # auto: what will run
     key = detect_key(generated=keys.rows_identity(folder.key, used_rows),
