@@ -300,8 +300,9 @@ class TrainConfig:
     real_classes: list[str] = field(default_factory=list)  # seen + unseen: these classes train on real images
     precision: str = "auto"  # auto (bf16 on a CUDA GPU that has it, else fp16; fp32 elsewhere) | fp32 | bf16 | fp16
     # torch's CPU threads while training: a fixed count, because the count changes the numbers (kernels split
-    # their sums by thread); so it is in the training key and in metrics.json (provenance)
-    threads: int = 2
+    # their sums by thread); so it is in the training key and in metrics.json (provenance). $ODIN_TRAIN_THREADS
+    # sets it for every run of a shell or a cluster job (its CPUs), a command-line train.threads=N for one run
+    threads: int = "${oc.env:ODIN_TRAIN_THREADS,2}"  # type: ignore[assignment]  (resolved to an int)
     resume: bool = True  # pick up an interrupted or finished run of the same key; false: train from scratch
 
 

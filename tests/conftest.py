@@ -9,6 +9,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["ODIN_PROGRESS"] = "0"
 # One torch thread: the tests' subprocesses and the shared 2-core machines make more threads spin.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("ODIN_TRAIN_THREADS", "1")  # train.threads' default; tests that set it say so
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 

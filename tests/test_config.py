@@ -63,3 +63,16 @@ def test_conf_groups_mirror_options_named_in_the_design():
     assert {"resnet", "resnext", "vit", "swin", "regnet"} <= names["model"]
     assert {"naive", "template"} <= names["prompt"]
     assert Path(CONF / "config.yaml").exists()
+
+
+def test_train_threads_default_comes_from_the_environment_and_the_command_line_wins(compose, monkeypatch):
+    from omegaconf import OmegaConf
+
+    monkeypatch.delenv("ODIN_TRAIN_THREADS", raising=False)
+    assert OmegaConf.to_container(compose(), resolve=True)["train"]["threads"] == 2
+    monkeypatch.setenv("ODIN_TRAIN_THREADS", "3")
+    assert OmegaConf.to_container(compose(), resolve=True)["train"]["threads"] == 3  # an int, as the schema says
+    assert OmegaConf.to_container(compose("train.threads=1"), resolve=True)["train"]["threads"] == 1
+    monkeypatch.setenv("ODIN_TRAIN_THREADS", "two")
+    with pytest.raises(ValidationError, match="threads"):
+        OmegaConf.to_container(compose(), resolve=True)
