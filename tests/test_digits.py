@@ -6,6 +6,7 @@ import yaml
 from PIL import Image, ImageDraw
 from sklearn.datasets import load_digits
 
+from odin.data import digits
 from odin.data.digits import INK_PIXELS, DigitsDataset, acquire
 from odin.errors import MissingSplitError
 from odin.generate.glyph import GlyphGenerator, read_style
@@ -27,6 +28,19 @@ def test_classes_and_full_test_set(ds):
     assert images.dtype == np.float32 and images.shape == (1797, 8, 8)
     assert images.min() == 0.0 and images.max() == 1.0
     assert np.array_equal([y for _, y in test], load_digits().target)
+
+
+def test_the_test_set_is_load_digits_exactly_whether_read_from_its_file_or_through_scikit_learn(monkeypatch):
+    expected = (load_digits().images / 16.0).astype(np.float32), load_digits().target
+    digits._load.cache_clear()
+    read = digits._load()  # scikit-learn's file, parsed here
+    monkeypatch.setattr(digits.importlib.util, "find_spec", lambda name: None)  # no file found: load_digits
+    digits._load.cache_clear()
+    fallback = digits._load()
+    digits._load.cache_clear()
+    for got in (read, fallback):
+        assert got[0].dtype == np.float32 and np.array_equal(got[0], expected[0])
+        assert np.array_equal(got[1], expected[1])
 
 
 def test_subset_indices_follow_the_order_of_labels(ds):
