@@ -6,11 +6,15 @@ picks the pretrained checkpoint, and with it the input size and normalisation it
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from odin.errors import ConfigError
+from odin.files import atomic_write_json
 from odin.hub import MissingWeightsError, require_weights
+from odin.keys import config_hash
 
 
 @dataclass(frozen=True)
@@ -56,8 +60,40 @@ class Classifier:
         self.name, self.pretrained, self.checkpoint_path = name, pretrained, checkpoint_path
         self.input_size, self.resize, self.kwargs = input_size, resize, dict(kwargs or {})
 
-    def check(self) -> None:
-        check_model(self.name, self.pretrained, self.checkpoint_path)
+    def check(self, memo_dir: Path | None = None, in_chans: int | None = None) -> None:
+        """Fail fast on a bad name or missing weights; skipped (timm not imported) where `memo_dir` holds
+        this classifier's input for `in_chans` (`input_for`): it was checked then, and its weights, a
+        local file whose size and time are in the memo's name, are unchanged. Hub weights are always checked."""
+        if in_chans is None or memo_dir is None or self.pretrained or self._remembered(memo_dir, in_chans) is None:
+            check_model(self.name, self.pretrained, self.checkpoint_path)
+
+    def input_for(self, in_chans: int, memo_dir: Path) -> Preprocessing:
+        """`preprocessing` of this classifier for `in_chans` input channels, remembered in `memo_dir` (a JSON
+        file per classifier config, timm version and weights file): a rerun needs neither timm nor a model."""
+        found = self._remembered(memo_dir, in_chans)
+        if found is None:
+            found = self.preprocessing(self.build(2, in_chans))
+            try:
+                atomic_write_json(self._memo(memo_dir, in_chans), dataclasses.asdict(found))
+            except OSError:  # a read-only store: worked out again next time
+                pass
+        return found
+
+    def _memo(self, memo_dir: Path, in_chans: int) -> Path:
+        from importlib.metadata import version
+
+        weights = Path(self.checkpoint_path).expanduser() if self.checkpoint_path else None
+        stat = weights.stat() if weights else None  # OSError where it is gone: no memo then
+        identity = [self.name, self.pretrained, str(weights), stat and [stat.st_size, stat.st_mtime_ns],
+                    self.input_size, self.resize, self.kwargs, in_chans, version("timm")]
+        return memo_dir / f"{config_hash(identity)}.json"
+
+    def _remembered(self, memo_dir: Path, in_chans: int) -> Preprocessing | None:
+        try:
+            found = json.loads(self._memo(memo_dir, in_chans).read_text())
+            return Preprocessing(**{k: tuple(v) if isinstance(v, list) else v for k, v in found.items()})
+        except (OSError, ValueError, TypeError):
+            return None
 
     def build(self, num_classes: int, in_chans: int):
         return create_model(self.name, num_classes, in_chans, self.pretrained, self.checkpoint_path, self.kwargs)

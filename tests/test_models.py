@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 import timm
@@ -119,3 +121,33 @@ def test_every_paper_classifier_knows_its_input_side_without_weights(compose):
     sides = {option: instantiate(compose(f"model={option}").model).input_side() for option in PAPER_MODELS}
     assert sides == {"resnet": 224, "resnext": 224, "vit": 224, "swin": 256, "regnet": 224}
     assert instantiate(compose("model=swin", "model.input_size=64").model).input_side() == 64
+
+
+def test_a_classifiers_input_is_remembered_per_config_and_weights_file(tmp_path, monkeypatch):
+    from odin.models import Classifier
+
+    torch.manual_seed(1)
+    weights = tmp_path / "weights.pth"
+    torch.save(create_model("test_resnet", num_classes=1000, in_chans=3).state_dict(), weights)
+    memos = tmp_path / "models"
+    local = Classifier("test_resnet", checkpoint_path=str(weights))
+    first = local.input_for(3, memos)
+    built = []
+    monkeypatch.setattr(Classifier, "build", lambda self, *a: built.append(a) or create_model("test_resnet", *a))
+    assert local.input_for(3, memos) == first and not built  # read back: no model built
+    assert Classifier("test_resnet", checkpoint_path=str(weights)).input_for(3, memos) == first and not built
+    # what changes the input makes a memo of its own
+    assert Classifier("test_resnet", checkpoint_path=str(weights), input_size=96).input_for(3, memos).size == 96
+    scratch = Classifier("test_resnet").input_for(1, memos)
+    assert scratch.mean == (0.5,) and len(built) == 2
+    stat = weights.stat()  # the same path, a file written again (a new time): worked out anew
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert local.input_for(3, memos) == first and len(built) == 3
+    assert len(list(memos.glob("*.json"))) == 4
+    # a check is skipped where a memo vouches for the classifier, never where its weights are gone
+    monkeypatch.setattr("odin.models.check_model", lambda *a: built.append("checked"))
+    local.check(memos, 3)
+    assert built[-1] != "checked"
+    weights.unlink()
+    local.check(memos, 3)
+    assert built[-1] == "checked"

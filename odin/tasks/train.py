@@ -34,7 +34,7 @@ def generated_labels(cfg, labels: list[str]) -> list[str]:
 def check(ctx) -> None:
     """The model and its weights; real training images of the classes that train on them."""
     cfg = ctx.cfg
-    instantiate(cfg.model).check()
+    instantiate(cfg.model).check(model_memos(ctx), ctx.dataset.channels)
     if cfg.train.source != "real" and not cfg.train.real_classes:
         return
     unknown = [c for c in cfg.train.real_classes if c not in ctx.labels]
@@ -57,10 +57,8 @@ def train(ctx, generated) -> dict:
     from odin.train import resolve_precision, summarize
 
     cfg, labels, dataset = ctx.cfg, ctx.labels, ctx.dataset
-    torch.manual_seed(cfg.seed)  # the same initial weights every time: runs differ only where configs do
     classifier = instantiate(cfg.model)
-    model = classifier.build(len(labels), dataset.channels)
-    prep = classifier.preprocessing(model)
+    prep = classifier.input_for(dataset.channels, model_memos(ctx))  # no model built: a finished training needs none
     folder = generated.post_images if generated else None
     rows, held = holdout_prompts(folder.rows if folder else [], cfg.train.holdout)
     real = [label for label in labels if label not in ctx.generated_labels]
@@ -89,6 +87,8 @@ def train(ctx, generated) -> dict:
         sizes = {k: done[k] for k in ("train_images", "test_images")}
     else:
         with ctx.timed("train_s"):  # preparing the images (prepare_s) included
+            torch.manual_seed(cfg.seed)  # the same initial weights every time: runs differ only where configs do
+            model = classifier.build(len(labels), dataset.channels)
             result, sizes = fit(ctx, model, prep, folder, rows, held, real, checkpoint,
                                 post if degrade_test else None)
         stat = checkpoint.stat()  # the summary vouches for this very file: a damaged one is found by train()
@@ -105,6 +105,11 @@ def train(ctx, generated) -> dict:
     metrics["provenance"] = provenance(str(resolve_device(cfg.train.device)), precision)
     _tell(ctx, result, metrics, checkpoint)
     return metrics
+
+
+def model_memos(ctx) -> Path:
+    """Where a classifier's input size and normalisation are remembered (models.Classifier.input_for)."""
+    return ctx.store.root / "models"
 
 
 def finished(checkpoint: Path, epochs: int) -> dict | None:
