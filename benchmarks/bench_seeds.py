@@ -1,0 +1,93 @@
+"""Seed noise of the embedded default and the naive baseline: the same code, N seeds, mean ± SD.
+
+    python benchmarks/bench_seeds.py                 # seeds 0-4, prompt=template (the default) and naive
+    python benchmarks/bench_seeds.py --seeds 5 --extra train.threads=1
+    python benchmarks/bench_seeds.py --toy           # experiment=smoke, 2 seeds; no file unless --out
+
+One Hydra sweep (`python run.py -m seed=0,...,N-1 prompt=template,naive`) in an empty store: `seed` moves
+every draw of the run (prompts, images, the training order and initial weights). Each point's
+metrics.json is kept in --out with the summary: per prompt the mean, the sample SD (n - 1) and the range
+of top-1 and top-3, and the ratio of the means template / naive.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PROMPTS = ("template", "naive")
+
+
+def sweep(seeds: int, extra: list[str], work: Path) -> tuple[list[dict], float]:
+    args = [sys.executable, str(ROOT / "run.py"), "-m", f"seed={','.join(map(str, range(seeds)))}",
+            f"prompt={','.join(PROMPTS)}", f"paths.store={work / 'store'}", f"hydra.sweep.dir={work / 'sweep'}",
+            "hydra.callbacks.report.enabled=false", *extra]
+    started = time.perf_counter()
+    done = subprocess.run(args, cwd=ROOT, env={**os.environ, "ODIN_PROGRESS": "0"}, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"{' '.join(args)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+    runs = []
+    for path in sorted((work / "sweep").glob("*/metrics.json"), key=lambda p: int(p.parent.name)):
+        metrics = json.loads(path.read_text())
+        overrides = (path.parent / ".hydra" / "overrides.yaml").read_text()
+        prompt = next(p for p in PROMPTS if f"prompt={p}" in overrides)
+        seed = next(int(line.split("=")[1]) for line in overrides.splitlines() if "seed=" in line)
+        runs.append({"prompt": prompt, "seed": seed, "metrics": metrics})
+    return runs, time.perf_counter() - started
+
+
+def summarize(runs: list[dict]) -> dict:
+    summary = {}
+    for prompt in PROMPTS:
+        mine = [r["metrics"] for r in runs if r["prompt"] == prompt]
+        summary[prompt] = {"n": len(mine)} | {
+            key: {"mean": statistics.mean(v), "sd": statistics.stdev(v), "min": min(v), "max": max(v), "values": v}
+            for key in ("top1", "top3") for v in [[m[key] for m in mine]]}
+    summary["ratio_top1"] = summary["template"]["top1"]["mean"] / summary["naive"]["top1"]["mean"]
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--extra", nargs="*", default=[], help="overrides for every run")
+    parser.add_argument("--out", default=None, help="raw JSON (default benchmarks/results/bench_seeds.json)")
+    parser.add_argument("--toy", action="store_true", help="experiment=smoke and 2 seeds: a test runs it")
+    args = parser.parse_args()
+    if args.toy:
+        args.seeds, args.extra = 2, ["experiment=smoke", *args.extra]
+    out = Path(args.out) if args.out else (None if args.toy else ROOT / "benchmarks/results/bench_seeds.json")
+    work = Path(tempfile.mkdtemp(prefix="odin-bench-seeds-"))
+    load_before = os.getloadavg()
+    try:
+        runs, seconds = sweep(args.seeds, args.extra, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    summary = summarize(runs)
+    for prompt in PROMPTS:
+        s = summary[prompt]
+        print(f"{prompt:8s} top-1 {s['top1']['mean']:.2f} ± {s['top1']['sd']:.2f}% "
+              f"(min {s['top1']['min']:.2f}, max {s['top1']['max']:.2f}); "
+              f"top-3 {s['top3']['mean']:.2f} ± {s['top3']['sd']:.2f}%  over {s['n']} seeds")
+    print(f"ratio template / naive mean top-1: {summary['ratio_top1']:.3f}  ({seconds:.0f} s for the sweep)")
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({
+            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "extra": args.extra,
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_before": load_before},
+            "sweep_s": seconds, "summary": summary, "runs": runs}, indent=1) + "\n")
+        print(f"raw results: {out}")
+
+
+if __name__ == "__main__":
+    main()
