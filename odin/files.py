@@ -158,3 +158,19 @@ def _disk_full(error: BaseException, folder: Path) -> bool:
         except OSError:
             return False
     return False
+
+
+def drawn_once(kept: Path, out: Path, draw: Callable[[Path], object]) -> Path:
+    """`out`, a picture that depends only on what `kept`'s name says: copied from `kept` where it is there,
+    else drawn (`draw(out)`) and kept there (a read-only store: drawn again next time)."""
+    import shutil
+
+    if kept.is_file():
+        shutil.copyfile(kept, out)
+        return out
+    draw(out)
+    try:
+        atomic_write_bytes(kept, out.read_bytes())
+    except OSError:
+        pass
+    return out

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-import shutil
 from dataclasses import dataclass
 
 from odin import keys
 from odin.context import RunContext, generator_name
-from odin.files import atomic_write_bytes
+from odin.files import drawn_once
 from odin.post import PostProcessor
 from odin.store import Folder
 
@@ -81,17 +80,13 @@ def _show(ctx: RunContext, generated: GeneratedSet) -> None:
     title = f"{cfg.dataset.name}: prompt={cfg.prompt._target_.rsplit('.', 1)[-1]}, post={cfg.post.name}"
     identity = keys.config_hash(folder.key, ctx.generated_labels, cfg.samples_per_class, title)
     kept = ctx.store.root / "grids" / f"{identity}.png"
-    grid = ctx.out / "samples.png"
-    if kept.is_file():
-        shutil.copyfile(kept, grid)
-    else:
+
+    def draw(out):
         from odin.report import sample_grid
 
-        sample_grid(folder.path, folder.rows, ctx.generated_labels, cfg.samples_per_class, grid, title=title)
-        try:
-            atomic_write_bytes(kept, grid.read_bytes())
-        except OSError:  # a read-only store: drawn again next time
-            pass
+        sample_grid(folder.path, folder.rows, ctx.generated_labels, cfg.samples_per_class, out, title=title)
+
+    grid = drawn_once(kept, ctx.out / "samples.png", draw)
     ctx.logger.log_image("samples", grid, caption=f"{cfg.diffusion._target_.rsplit('.', 1)[-1]}, "
                                                   f"post={generated.metrics['post']['name']}")
     ctx.logger.log_table("prompts", ["label", "index", "prompt"],

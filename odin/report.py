@@ -7,16 +7,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+from PIL import Image
 
-matplotlib.use("Agg")  # files only; never a window
-import matplotlib.pyplot as plt  # noqa: E402
-from PIL import Image  # noqa: E402
+
+def pyplot():
+    """matplotlib.pyplot drawing to files only (never a window); imported when a picture is drawn, not before
+    (half a second of a cached rerun)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def sample_grid(folder: Path, rows: list[dict], labels: list[str], per_class: int, out: Path,
                 title: str = "") -> Path:
     """One row per class, the first `per_class` images of it, the prompt of the first as a hint."""
+    plt = pyplot()
     by_label = {label: [r for r in rows if r["label"] == label][:per_class] for label in labels}
     cols = max(1, max((len(v) for v in by_label.values()), default=1))
     fig, axes = plt.subplots(len(labels), cols, figsize=(1.3 * cols + 1.5, 1.3 * len(labels) + 0.6), squeeze=False)
@@ -39,6 +47,7 @@ def sample_grid(folder: Path, rows: list[dict], labels: list[str], per_class: in
 
 
 def training_curves(history: list[dict], out: Path) -> Path:
+    plt = pyplot()
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(9, 3.2))
     epochs = [h["epoch"] for h in history]
     loss_ax.plot(epochs, [h["train_loss"] for h in history], marker="o")
@@ -56,6 +65,7 @@ def training_curves(history: list[dict], out: Path) -> Path:
 
 def table_plot(table, out: Path) -> Path:
     """Grouped bars: one group per table row, one bar per column (the "best" columns left out)."""
+    plt = pyplot()
     cols = [c for c in table.col_labels if not any(str(part).startswith("best ") for part in c)]
     width = 0.8 / max(1, len(cols))
     fig, ax = plt.subplots(figsize=(min(16.0, 3 + 0.3 * len(table.row_labels) * max(1, len(cols))), 3.6))

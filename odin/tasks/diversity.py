@@ -83,7 +83,9 @@ def colorfulness_by_class(images: dict[str, dict[str, list[np.ndarray]]]) -> dic
 
 def ssim_figure(values: dict[str, dict[str, list[float]]], path: Path, settings: dict) -> Path:
     """Figure 4's kind: the distribution of pairwise SSIM per source, and each class's mean per source."""
-    from odin.report import plt
+    from odin.report import pyplot
+
+    plt = pyplot()
 
     fig, (hist, per_class) = plt.subplots(1, 2, figsize=(10, 3.6))
     bins = np.linspace(min(min(v) for s in values.values() for v in s.values()), 1.0, 50) if values else 10
@@ -110,7 +112,9 @@ def ssim_figure(values: dict[str, dict[str, list[float]]], path: Path, settings:
 
 def colorfulness_figure(found: dict, path: Path) -> Path:
     """Box plots of colorfulness per class, generated and real side by side."""
-    from odin.report import plt
+    from odin.report import pyplot
+
+    plt = pyplot()
 
     labels = list(dict.fromkeys(label for source in SOURCES for label in found.get(source, {})))
     fig, ax = plt.subplots(figsize=(min(16.0, 3 + 0.5 * len(labels)), 3.6))

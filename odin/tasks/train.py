@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 
 from odin import keys
 from odin.errors import ConfigError, UserError
-from odin.files import atomic_write_json
+from odin.files import atomic_write_json, drawn_once
 from odin.keys import derive_seed
 from odin.post import degrade_at
 from odin.store import open_image
@@ -239,7 +239,9 @@ def generated_items(ctx, folder, rows: list[dict], prep) -> list:
 def _tell(ctx, result, metrics: dict, checkpoint) -> None:
     from odin.report import trained_on, training_curves
 
-    ctx.logger.log_image("curves", training_curves(result.history, ctx.out / "curves.png"))
+    kept = ctx.store.root / "curves" / f"{keys.config_hash(result.history)}.png"  # a cached rerun copies it
+    ctx.logger.log_image("curves", drawn_once(kept, ctx.out / "curves.png",
+                                              lambda out: training_curves(result.history, out)))
     source = {"trained": "", "resumed": f" (resumed after epoch {result.epochs_from_checkpoint})",
               "cached": f" (read from the finished training in {checkpoint}; train.resume=false retrains)"}
     log.info("top-1 %.2f%%  top-3 %.2f%%  (best epoch %d) on %d real %s test images; trained on %s%s",
