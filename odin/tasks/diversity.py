@@ -86,7 +86,6 @@ def ssim_figure(values: dict[str, dict[str, list[float]]], path: Path, settings:
     from odin.report import pyplot
 
     plt = pyplot()
-
     fig, (hist, per_class) = plt.subplots(1, 2, figsize=(10, 3.6))
     bins = np.linspace(min(min(v) for s in values.values() for v in s.values()), 1.0, 50) if values else 10
     for k, (source, by_class) in enumerate(values.items()):
@@ -115,7 +114,6 @@ def colorfulness_figure(found: dict, path: Path) -> Path:
     from odin.report import pyplot
 
     plt = pyplot()
-
     labels = list(dict.fromkeys(label for source in SOURCES for label in found.get(source, {})))
     fig, ax = plt.subplots(figsize=(min(16.0, 3 + 0.5 * len(labels)), 3.6))
     for k, source in enumerate(SOURCES):
