@@ -31,6 +31,23 @@ def test_embedded_run_end_to_end(compose, tmp_path):
     assert again["training"]["status"] == "cached"  # ... and says so
 
 
+def test_a_cached_rerun_imports_no_model_library_and_copies_its_pictures(tmp_path):
+    """The rerun reads the finished training's summary: timm, scikit-learn and matplotlib stay unimported."""
+    def run_py(name):
+        done = subprocess.run([sys.executable, "-X", "importtime", str(ROOT / "run.py"), *SMALL,
+                               f"paths.store={tmp_path / 'store'}", f"hydra.run.dir={tmp_path / name}"],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time")}
+
+    first, again = run_py("first"), run_py("again")
+    assert {"timm", "sklearn", "matplotlib"} <= first  # the import list is read right
+    assert not {"timm", "sklearn", "matplotlib"} & again
+    assert json.loads((tmp_path / "again" / "metrics.json").read_text())["training"]["status"] == "cached"
+    for picture in ("samples.png", "curves.png"):
+        assert (tmp_path / "again" / picture).read_bytes() == (tmp_path / "first" / picture).read_bytes()
+
+
 def test_formulate_writes_just_the_dataset(compose, tmp_path):
     from torchvision.datasets import ImageFolder
 
