@@ -26,6 +26,7 @@ RESULT = {
     "bench_folder_gap.py": r"raw results: \S+folder_gap\.json",
     "bench_generate.py": r"odin/plain wall time \d+\.\d{3}",
     "bench_localize.py": r"with/without time ratio \d+\.\d{3}",
+    "bench_rerun.py": r"formulate cached\s+this\s+\d+\.\d\d s, baseline\s+\d+\.\d\d s .*ratio this / baseline \d",
     "bench_seeds.py": r"ratio template / naive mean top-1: \d+\.\d{3}",
     "bench_ssim.py": r"ratio \d+\.\dx",
     "bench_train.py": r"ratio ODIN / plain images/s: \d+\.\d{3}",
@@ -42,7 +43,7 @@ EXTRA = {
     "bench_embedded.py": lambda tmp: ["--out", str(tmp / "bench_embedded.json")],
 }
 SLOW = {"bench_embedded.py", "bench_filter_run.py", "bench_folder_gap.py", "bench_generate.py", "bench_localize.py",
-        "bench_seeds.py", "embedded.py"}
+        "bench_rerun.py", "bench_seeds.py", "embedded.py"}
 
 
 def run_toy(name: str, tmp: Path) -> subprocess.CompletedProcess:
