@@ -29,6 +29,7 @@ RESULT = {
     "bench_rerun.py": r"formulate cached\s+this\s+\d+\.\d\d s, baseline\s+\d+\.\d\d s .*ratio this / baseline \d",
     "bench_seeds.py": r"ratio template / naive mean top-1: \d+\.\d{3}",
     "bench_ssim.py": r"ratio \d+\.\dx",
+    "bench_tests.py": r"loaded: ratio this / baseline \d+\.\d\d",
     "bench_train.py": r"ratio ODIN / plain images/s: \d+\.\d{3}",
     "bench_verify.py": r"sha256 over reading: \+-?\d+\.\d{3} ms = -?\d+\.\d% of a decode",
     "embedded.py": r"ratio default / naive top-1: \d+\.\d{3}(.|\n)*ratio \d+\.\d\d",
@@ -43,7 +44,7 @@ EXTRA = {
     "bench_embedded.py": lambda tmp: ["--out", str(tmp / "bench_embedded.json")],
 }
 SLOW = {"bench_embedded.py", "bench_filter_run.py", "bench_folder_gap.py", "bench_generate.py", "bench_localize.py",
-        "bench_rerun.py", "bench_seeds.py", "embedded.py"}
+        "bench_rerun.py", "bench_seeds.py", "bench_tests.py", "embedded.py"}
 
 
 def run_toy(name: str, tmp: Path) -> subprocess.CompletedProcess:

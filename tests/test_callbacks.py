@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import yaml
 from conftest import ROOT
 
@@ -49,6 +50,7 @@ def test_a_broken_sweep_dir_warns_and_never_fails_the_command(tmp_path, caplog):
     assert "no sweep table" in caplog.text
 
 
+@pytest.mark.slow
 def test_a_local_sweep_ends_with_its_table_and_each_job_has_report_md(tmp_path):
     done = subprocess.run(
         [sys.executable, str(ROOT / "run.py"), "-m", "post=none,salt", "experiment=smoke", "logger=none",

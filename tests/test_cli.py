@@ -128,6 +128,7 @@ def test_local_settings_need_no_package_header(tmp_path):
     assert cfg["train"]["epochs"] == 3 and cfg["samples_per_class"] == 2
 
 
+@pytest.mark.slow
 def test_weights_missing_and_hub_unreachable_fail_in_seconds_without_offline_mode(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
     env["HF_ENDPOINT"] = f"http://127.0.0.1:{_closed_port()}"

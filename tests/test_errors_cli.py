@@ -63,6 +63,7 @@ def test_an_immutable_label_folder_that_needs_a_write(tmp_path):
     assert all((label / name).read_bytes() == data for name, data in made.items())
 
 
+@pytest.mark.slow
 def test_an_immutable_checkpoint_folder(tmp_path):
     store = tmp_path / "store"
     train = [*SMALL, "labels=[zero,one]", "prompt.num_prompts=1", "diffusion.images_per_prompt=3",

@@ -260,6 +260,7 @@ def test_poc_rounds_share_generated_images_per_label(compose, tiny_sd, data_root
     assert (two["images"]["reused"], two["images"]["made"]) == (2 * len(shared), 2 * (4 - len(shared)))
 
 
+@pytest.mark.slow
 def test_table2_multirun_with_the_basic_launcher(tiny_sd, data_root, tmp_path):
     """`python run.py -m experiment=paper/table2` itself, with the sweep cut to 2 x 2 jobs."""
     done = subprocess.run(

@@ -247,6 +247,7 @@ def test_filter_with_shards_is_refused(compose, tmp_path):
         run(compose(*SMOKE, "filter=clip", "filter.model=unused", "num_shards=2"), output_dir=tmp_path / "run")
 
 
+@pytest.mark.slow
 def test_run_py_prints_a_filter_error_as_one_line(tmp_path):
     from tiny_clip import build_tiny_clip
 

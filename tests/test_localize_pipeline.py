@@ -204,6 +204,7 @@ def test_an_image_redone_for_the_safety_checker_brings_its_own_heatmap(monkeypat
     assert [g.info["seed_used"] for g in out] == [12, 22]
 
 
+@pytest.mark.slow
 def test_a_prompt_without_the_label_fails_before_any_image_naming_it(tiny_sd, tmp_path):
     done = subprocess.run(
         [sys.executable, str(ROOT / "run.py"), *sd(tiny_sd), "localize=attention", "prompt=naive",

@@ -3,6 +3,7 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT
 from wandb_history import read_run
 
@@ -36,6 +37,7 @@ def test_wandb_offline_run_has_no_secret(tmp_path, monkeypatch):
             assert b"sk-another-secret-1234" not in f.read_bytes()
 
 
+@pytest.mark.slow
 def test_wandb_history_has_every_epoch_and_the_run_is_named_after_its_overrides(tmp_path):
     """Images and tables logged between epochs must not push an epoch out of W&B's history."""
     args = ["experiment=smoke", "logger=wandb", "train.epochs=3", "post=salt", f"paths.store={tmp_path / 'store'}",
@@ -68,6 +70,7 @@ def test_every_epoch_metric_reaches_wandb_and_read_back_epochs_are_marked_cached
     assert history[2]["test/seen_top1"] == 40.0 and history[0]["train/loss"] == 1.0
 
 
+@pytest.mark.slow
 def test_a_training_read_from_the_cache_logs_its_history_to_wandb(tmp_path):
     """The second run trains nothing (`training.status: cached`); its W&B run still has every epoch's
     curves, each marked `train/cached`, and the held-out generated accuracy as val/top1."""
@@ -96,6 +99,7 @@ def test_run_name_keeps_what_distinguishes_runs():
     assert run_name(["logger=none"], default="digits") == "digits"
 
 
+@pytest.mark.slow
 def test_a_sweeps_runs_share_a_group_and_a_rerun_continues_its_run(tmp_path):
     """One W&B group per sweep, job type = task; the same job dir (a requeued job) keeps its run id."""
     def sweep():

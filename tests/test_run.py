@@ -31,6 +31,7 @@ def test_embedded_run_end_to_end(compose, tmp_path):
     assert again["training"]["status"] == "cached"  # ... and says so
 
 
+@pytest.mark.slow
 def test_a_cached_rerun_imports_no_model_library_and_copies_its_pictures(tmp_path):
     """The rerun reads the finished training's summary: timm, scikit-learn and matplotlib stay unimported."""
     def run_py(name):
@@ -90,6 +91,7 @@ def _run_py(*args, cwd):
                           text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_local_sweep_generates_once_and_post_processes_once_each(tmp_path):
     posts = "none,blur,gaussian,localvar,poisson,salt,pepper,saltpepper,speckle"
     done = _run_py("-m", f"post={posts}", *SMALL, f"paths.store={tmp_path / 'store'}",

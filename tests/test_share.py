@@ -34,6 +34,7 @@ def _sweep(tmp_path, *config_args: str) -> subprocess.CompletedProcess:
         cwd=tmp_path, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["conf/experiment", "--config-dir"])
 def test_a_handed_over_experiment_runs_by_name_and_sweeps_on_top(tmp_path, where):
     if where == "conf/experiment":  # the colleague's checkout (a copy, so the test leaves conf/ as it is)

@@ -199,6 +199,7 @@ def test_preempted_training_job_is_requeued_and_resumes_from_its_checkpoint(tmp_
     assert [h["epoch"] for h in job["history"]] == list(range(1, epochs + 1))  # no epoch lost or repeated
 
 
+@pytest.mark.slow
 def test_local_launcher_runs_the_same_sweep(tmp_path):
     sweep = tmp_path / "sweep"
     done = _sweep("hydra/launcher=local", *SMOKE, "labels=[zero,one]",
@@ -215,6 +216,7 @@ def test_local_launcher_runs_the_same_sweep(tmp_path):
     assert not list((sweep / ".submitit").glob("*/*_submission.sh"))  # and nothing went through sbatch
 
 
+@pytest.mark.slow
 def test_a_failed_local_job_is_one_message_and_the_other_keeps_its_result(tmp_path):
     sweep = tmp_path / "sweep"
     done = _sweep("hydra/launcher=local", *SMOKE, "labels=[zero],[eleven]", f"paths.store={tmp_path / 'store'}",

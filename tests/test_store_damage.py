@@ -286,6 +286,7 @@ def test_bit_rot_that_keeps_size_and_time_is_refused_at_export_naming_the_file(t
     ok(run_py(tmp_path, *FORMULATE, run="c"))
 
 
+@pytest.mark.slow
 def test_a_prepared_array_of_nans_is_prepared_again(tmp_path):
     import numpy as np
 
@@ -301,6 +302,7 @@ def test_a_prepared_array_of_nans_is_prepared_again(tmp_path):
     assert again["history"] == first["history"] and np.array_equal(np.load(array), good)
 
 
+@pytest.mark.slow
 def test_a_same_size_garbage_heatmap_in_post_is_remade(tmp_path):
     args = [*FORMULATE, "localize=attention", "post=salt"]
     first = ok(run_py(tmp_path, *args, run="a"))
@@ -313,6 +315,7 @@ def test_a_same_size_garbage_heatmap_in_post_is_remade(tmp_path):
     assert first["localize"]["boxes"] == json.loads((tmp_path / "b" / "metrics.json").read_text())["localize"]["boxes"]
 
 
+@pytest.mark.slow
 def test_a_damaged_heatmap_that_reaches_export_is_one_message(tmp_path):
     args = [*FORMULATE, "localize=attention", "post=salt"]
     ok(run_py(tmp_path, *args, run="a"))
@@ -356,6 +359,7 @@ os.replace = _kill_at_rename
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", ["/two.json", "/metadata.jsonl", ".png.npy"])
 def test_a_writer_killed_at_the_rename_leaves_no_temp_file_after_the_rerun(tmp_path, target):
     (tmp_path / "killer").mkdir()

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,6 +28,7 @@ def add_images(root: Path, label: str, n: int, start: int = 0) -> None:
         Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8)).save(folder / f"{i:03d}.png")
 
 
+@pytest.mark.slow
 def test_a_changed_folder_trains_anew_and_says_why_an_untouched_one_is_reused(tmp_path):
     images = tmp_path / "images"
     for label in ("zero", "one"):
@@ -46,6 +48,7 @@ def test_a_changed_folder_trains_anew_and_says_why_an_untouched_one_is_reused(tm
     assert "test images of 'one': 2 -> 6" in out  # 20% of each class is its test split
 
 
+@pytest.mark.slow
 def test_a_heatmap_pass_reuses_the_training(tmp_path):
     args = [*SMOKE, f"paths.store={tmp_path / 'store'}"]
     run_py(*args, "hydra.run.dir=r1", cwd=tmp_path)

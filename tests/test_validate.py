@@ -97,6 +97,7 @@ def test_bad_values_fail_before_any_work(compose, tmp_path, overrides, words):
     assert not (tmp_path / "store" / "prompts").exists()  # nothing was made
 
 
+@pytest.mark.slow
 def test_ten_thousand_unknown_labels_give_a_short_message(compose, tmp_path):
     labels = "[" + ",".join(f"label{i}" for i in range(10_000)) + "]"
     with pytest.raises(ConfigError) as error:
