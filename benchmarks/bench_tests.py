@@ -2,7 +2,7 @@
 
     python benchmarks/bench_tests.py                          # this checkout against --baseline, loaded
     python benchmarks/bench_tests.py --conditions quiet,loaded --baseline none
-    python benchmarks/bench_tests.py --toy                    # two test files, baseline HEAD; no file unless --out
+    python benchmarks/bench_tests.py --toy                    # one test file, baseline HEAD; no file unless --out
 
 Each side runs in its own checkout's folder with this venv (the baseline a `git worktree` of a commit), so
 each runs its own tests with its own conftest. It prints each run's wall time, pytest's last line and the
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_embedded import BURN, ROOT, checkout  # noqa: E402  (the same baseline checkout and burner)
 
 BASELINE = "b05713e"  # main before the tests trained on one thread and the slowest moved to -m slow (issue 25)
-TOY = ["tests/test_keys.py", "tests/test_post.py"]
+TOY = ["tests/test_gap.py"]
 
 
 def run_tests(code: Path, toy: bool) -> dict:
@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--baseline", default=BASELINE, help="a commit, or none")
     parser.add_argument("--conditions", default="loaded")
     parser.add_argument("--out", default=None, help="raw JSON (default benchmarks/results/bench_tests.json)")
-    parser.add_argument("--toy", action="store_true", help="two test files against HEAD: a test runs it")
+    parser.add_argument("--toy", action="store_true", help="one test file against HEAD: a test runs it")
     args = parser.parse_args()
     if args.toy:
         args.baseline = "HEAD"
