@@ -91,7 +91,8 @@ def log_stages(path: Path) -> dict:
 
 def split(record: dict) -> str:
     stages = {k.removesuffix("_s"): v for k, v in record["timing"].items() if k != "total_s" and v >= 0.05}
-    rest = record["timing"]["total_s"] - sum(stages.values())  # training and what the timing does not name
+    # train_s holds prepare_s (preparing the images is part of training): counted once
+    rest = record["timing"]["total_s"] - sum(v for k, v in stages.items() if k != "prepare")
     parts = [f"{k} {v:.1f}" for k, v in stages.items()] + [f"rest of run() {rest:.1f}",
                                                             f"outside run() {record['outside_run_s']:.1f}"]
     logged = ", ".join(f"{k} {v:.1f}" for k, v in record["log_stages_s"].items())

@@ -40,12 +40,24 @@ def _load() -> tuple[np.ndarray, np.ndarray]:
     return (data[:, :-1].reshape(-1, 8, 8) / 16.0).astype(np.float32), data[:, -1].astype(int)
 
 
+@functools.lru_cache(maxsize=1)
+def _opencv():
+    """OpenCV on one thread: images are acquired one per process (train.preload's workers), and on 2 cores
+    OpenCV's own pool spun as much as it worked (twice the CPU time, a fifth more wall time on one image
+    at a time, benchmarks/results/bench_embedded.json)."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    return cv2
+
+
 def acquire(image: Image.Image) -> np.ndarray:
     """A generated image -> float32 8x8 in [0, 1], the way NIST made load_digits: binarise,
     drop specks, stretch the box to 20x32 (aspect not kept) centred in 32x32, remove slant,
     normalise stroke width by pixel count, count ink in 4x4 blocks (0..16) and divide by 16."""
-    import cv2
     from scipy import ndimage
+
+    cv2 = _opencv()
 
     ink = 1.0 - np.asarray(image.convert("L"), dtype=np.float32) / 255.0
     # A little smoothing first, so single-pixel noise (pepper, grain) cannot pass the threshold.
