@@ -39,7 +39,9 @@ def run_tests(code: Path, toy: bool) -> dict:
     wall = time.perf_counter() - started
     last = next((line for line in reversed(done.stdout.splitlines()) if re.search(r"\d+ passed", line)), "")
     slowest = [line for line in done.stdout.splitlines() if re.match(r"\d+\.\d+s (call|setup|teardown)", line)]
-    return {"wall_s": wall, "returncode": done.returncode, "summary": last.strip("= "), "slowest": slowest}
+    failed = [line for line in done.stdout.splitlines() if line.startswith(("FAILED ", "ERROR "))]
+    return {"wall_s": wall, "returncode": done.returncode, "summary": last.strip("= "), "failed": failed,
+            "slowest": slowest}
 
 
 def main() -> None:
@@ -65,6 +67,8 @@ def main() -> None:
                                                           "load_before": os.getloadavg()}
                     records.append(record)
                     print(f"{condition:6s} {side:8s} {record['wall_s']:6.1f} s wall: {record['summary']}", flush=True)
+                    for line in record["failed"]:
+                        print(f"    {line}", flush=True)
             finally:
                 if burner:
                     burner.kill()

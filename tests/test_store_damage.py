@@ -386,14 +386,20 @@ def test_a_wait_on_the_prompts_or_the_index_lock_is_said(tmp_path, lock):
     else:
         (Path(first["images"]["folder"]) / "metadata.jsonl").unlink()
         [path] = (tmp_path / "store" / "images" / ".state").glob("*/index.lock")
-    with FileLock(path):
+    what = "the prompts of two" if lock == "prompts" else "the index"
+    seen = []
+    with FileLock(path):  # held until the job says it waits (however long its start takes), then 1.5 s more
         job = subprocess.Popen([sys.executable, str(ROOT / "run.py"), *FORMULATE, f"paths.store={tmp_path / 'store'}",
                                 f"hydra.run.dir={tmp_path / 'b'}"], cwd=tmp_path, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, env={**os.environ, "ODIN_PROGRESS": "0"})
-        time.sleep(4)
+        for line in job.stdout:
+            seen.append(line)
+            if f"waiting for {what}" in line:
+                break
+        time.sleep(1.5)
     out, err = job.communicate(timeout=120)
+    out = "".join(seen) + out
     assert job.returncode == 0, err[-3000:]
-    what = "the prompts of two" if lock == "prompts" else "the index"
     assert f"waiting for {what}" in out and re.search(rf"{what}.* ready after [1-9]\d* s", out), out
 
 
