@@ -130,7 +130,7 @@ def scipy_acquire(image: Image.Image) -> np.ndarray:
     from scipy import ndimage
     from skimage import measure
 
-    from odin.data.digits import BOX_H, BOX_W, FRAME, SUPER
+    from odin.data.digits import FRAME, SUPER, upright_frame
 
     ink = ndimage.gaussian_filter(1.0 - np.asarray(image.convert("L"), dtype=np.float32) / 255.0,
                                   sigma=max(image.size) / 90)
@@ -141,19 +141,7 @@ def scipy_acquire(image: Image.Image) -> np.ndarray:
     areas = np.bincount(labels.ravel())
     areas[0] = 0
     binary = areas[labels] >= 0.1 * areas.max()
-    ys, xs = np.nonzero(binary)
-    x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
-    sy, sx = (y1 - y0) / (BOX_H * SUPER), (x1 - x0) / (BOX_W * SUPER)
-    left = (FRAME - BOX_W) / 2 * SUPER
-    yc, xc = ys.mean(), xs.mean()
-    var_y = ((ys - yc) ** 2).mean()
-    slope = ((xs - xc) * (ys - yc)).mean() / var_y if var_y > 0 else 0.0
-    slope = float(np.clip(slope * sy / sx, -1, 1))
-    vc = (yc + 0.5 - y0) / sy - 0.5
-    matrix = np.array([[sy, 0.0], [slope * sx, sx]])
-    offset = np.array([y0 + 0.5 * sy - 0.5, x0 + (0.5 - left) * sx - 0.5 - slope * sx * vc])
-    soft = ndimage.gaussian_filter(binary.astype(np.float32), 0.5)
-    frame = ndimage.affine_transform(soft, matrix, offset, output_shape=(FRAME * SUPER,) * 2, order=1) > 0.5
+    frame = upright_frame(binary)  # the geometry is shared: the reference differs in components and distances
     if frame.any():
         signed = ndimage.distance_transform_edt(~frame) - ndimage.distance_transform_edt(frame)
         target = INK_PIXELS * SUPER**2

@@ -51,6 +51,34 @@ def _opencv():
     return cv2
 
 
+def upright_frame(binary: np.ndarray) -> np.ndarray:
+    """The ink (specks removed) with its box stretched to 20x32 in the 32x32 frame (at SUPER times the
+    resolution) and its slant removed: NIST's geometry, one resampling."""
+    from scipy import ndimage
+
+    # The box is stretched to 20x32 first and the slant removed after, in the stretched frame, as
+    # NIST did: shearing a stretched digit changes its width, so real digits span 4 to 7 of the
+    # 8 columns (a slanted stick 1 becomes a narrow upright bar, not a 20-wide block).
+    ys, xs = np.nonzero(binary)
+    x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+    n = FRAME * SUPER
+    sy, sx = (y1 - y0) / (BOX_H * SUPER), (x1 - x0) / (BOX_W * SUPER)  # input pixels per output pixel
+    left = (FRAME - BOX_W) / 2 * SUPER
+    # Slant from second moments (x shift per row), measured in the stretched frame.
+    yc, xc = ys.mean(), xs.mean()
+    var_y = ((ys - yc) ** 2).mean()
+    slope = ((xs - xc) * (ys - yc)).mean() / var_y if var_y > 0 else 0.0
+    slope = float(np.clip(slope * sy / sx, -1, 1))
+    # One resampling from the output frame (row v, col u) back to the input image:
+    #   y = y0 + (v + .5) sy - .5,  x = x0 + (u + slope (v - vc) - left + .5) sx - .5
+    # where vc is the output row of the centroid (the row the shear leaves in place).
+    vc = (yc + 0.5 - y0) / sy - 0.5
+    matrix = np.array([[sy, 0.0], [slope * sx, sx]])
+    offset = np.array([y0 + 0.5 * sy - 0.5, x0 + (0.5 - left) * sx - 0.5 - slope * sx * vc])
+    soft = ndimage.gaussian_filter(binary.astype(np.float32), 0.5)
+    return ndimage.affine_transform(soft, matrix, offset, output_shape=(n, n), order=1) > 0.5
+
+
 def acquire(image: Image.Image) -> np.ndarray:
     """A generated image -> float32 8x8 in [0, 1], the way NIST made load_digits: binarise,
     drop specks, stretch the box to 20x32 (aspect not kept) centred in 32x32, remove slant,
@@ -74,27 +102,7 @@ def acquire(image: Image.Image) -> np.ndarray:
     areas[0] = 0  # the background
     binary = areas[labels] >= 0.1 * areas.max()
 
-    # The box is stretched to 20x32 first and the slant removed after, in the stretched frame, as
-    # NIST did: shearing a stretched digit changes its width, so real digits span 4 to 7 of the
-    # 8 columns (a slanted stick 1 becomes a narrow upright bar, not a 20-wide block).
-    ys, xs = np.nonzero(binary)
-    x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
-    n = FRAME * SUPER
-    sy, sx = (y1 - y0) / (BOX_H * SUPER), (x1 - x0) / (BOX_W * SUPER)  # input pixels per output pixel
-    left = (FRAME - BOX_W) / 2 * SUPER
-    # Slant from second moments (x shift per row), measured in the stretched frame.
-    yc, xc = ys.mean(), xs.mean()
-    var_y = ((ys - yc) ** 2).mean()
-    slope = ((xs - xc) * (ys - yc)).mean() / var_y if var_y > 0 else 0.0
-    slope = float(np.clip(slope * sy / sx, -1, 1))
-    # One resampling from the output frame (row v, col u) back to the input image:
-    #   y = y0 + (v + .5) sy - .5,  x = x0 + (u + slope (v - vc) - left + .5) sx - .5
-    # where vc is the output row of the centroid (the row the shear leaves in place).
-    vc = (yc + 0.5 - y0) / sy - 0.5
-    matrix = np.array([[sy, 0.0], [slope * sx, sx]])
-    offset = np.array([y0 + 0.5 * sy - 0.5, x0 + (0.5 - left) * sx - 0.5 - slope * sx * vc])
-    soft = ndimage.gaussian_filter(binary.astype(np.float32), 0.5)
-    frame = ndimage.affine_transform(soft, matrix, offset, output_shape=(n, n), order=1) > 0.5
+    frame = upright_frame(binary)
 
     # Stroke width: grow or shrink the ink by a distance so it has INK_PIXELS pixels at 32x32
     # (NIST erodes or dilates by pixel count; a signed distance does the same in finer steps). Only the
