@@ -136,8 +136,7 @@ def main() -> None:
                         burner.kill()
                         burner.wait()
     finally:
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(sides["baseline"])],
-                       capture_output=True)
+        remove_checkout(sides["baseline"])
         shutil.rmtree(work, ignore_errors=True)
     summary = {}
     for condition in args.conditions.split(","):
@@ -156,11 +155,20 @@ def main() -> None:
 
 def write(out: Path | None, args, summary: dict, records: list[dict]) -> None:
     if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({
-            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "baseline": args.baseline,
-            "extra": args.extra, "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-            "summary": summary, "runs": records}, indent=1) + "\n")
+        write_raw(out, {"baseline": args.baseline, "extra": args.extra, "summary": summary, "runs": records})
+
+
+def write_raw(out: Path, fields: dict, **machine) -> None:
+    """A benchmark's raw results as JSON: the command that made them, the machine (with `machine`), `fields`."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+                               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), **machine}}
+                              | fields, indent=1) + "\n")
+
+
+def remove_checkout(path: Path) -> None:
+    """The baseline's git worktree (from `checkout`), unregistered and removed."""
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(path)], capture_output=True)
 
 
 if __name__ == "__main__":

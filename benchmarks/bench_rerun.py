@@ -15,9 +15,7 @@ The goals (issue 25): a cached rerun <= 5 s, a formulate run's fixed cost <= 5 s
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -27,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_embedded import ROOT, checkout  # noqa: E402  (the same worktree checkout of the baseline)
+from bench_embedded import ROOT, checkout, remove_checkout, write_raw  # noqa: E402  (the same baseline checkout)
 
 BASELINE = "b05713e"  # main before the cached rerun skipped timm, scikit-learn and matplotlib (issue 25)
 FORMULATE = ["task=formulate", "experiment=smoke"]
@@ -76,8 +74,7 @@ def main() -> None:
                                                           f"hydra.run.dir={run_dir}"]))
                 shutil.rmtree(fresh, ignore_errors=True)
     finally:
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(sides["baseline"])],
-                       capture_output=True)
+        remove_checkout(sides["baseline"])
         shutil.rmtree(work, ignore_errors=True)
     summary = {}
     for kind, by_side in times.items():
@@ -87,11 +84,7 @@ def main() -> None:
         print(f"{kind:17s} this {summary[kind]['this_s']:5.2f} s, baseline {summary[kind]['baseline_s']:5.2f} s "
               f"(medians of {args.repeats}): ratio this / baseline {ratio:.2f}")
     if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({
-            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "baseline": args.baseline,
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_before": load_before},
-            "summary": summary, "seconds": times}, indent=1) + "\n")
+        write_raw(out, {"baseline": args.baseline, "summary": summary, "seconds": times}, load_before=load_before)
         print(f"raw results: {out}")
 
 

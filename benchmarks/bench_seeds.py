@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -26,7 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_embedded import ROOT, write_raw  # noqa: E402  (one layout for every benchmark's raw results)
+
 PROMPTS = ("template", "naive")
 
 
@@ -97,11 +98,8 @@ def main() -> None:
     show(summary)
     print(f"{seconds:.0f} s for the sweep")
     if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({
-            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "extra": args.extra,
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_before": load_before},
-            "sweep_s": seconds, "summary": summary, "runs": runs}, indent=1) + "\n")
+        write_raw(out, {"extra": args.extra, "sweep_s": seconds, "summary": summary, "runs": runs},
+                  load_before=load_before)
         print(f"raw results: {out}")
 
 

@@ -13,9 +13,7 @@ The goal (issue 25): <= 8 minutes on 2 cores with one other busy process, nothin
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -25,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_embedded import BURN, ROOT, checkout  # noqa: E402  (the same baseline checkout and burner)
+from bench_embedded import BURN, ROOT, checkout, remove_checkout, write_raw  # noqa: E402  (shared with it)
 
 BASELINE = "b05713e"  # main before the tests trained on one thread and the slowest moved to -m slow (issue 25)
 TOY = ["tests/test_gap.py"]
@@ -75,8 +73,7 @@ def main() -> None:
                     burner.wait()
     finally:
         if "baseline" in sides:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(sides["baseline"])],
-                           capture_output=True)
+            remove_checkout(sides["baseline"])
         shutil.rmtree(work, ignore_errors=True)
     for condition in args.conditions.split(","):
         wall = {r["side"]: r["wall_s"] for r in records if r["condition"] == condition}
@@ -84,10 +81,7 @@ def main() -> None:
             print(f"{condition}: ratio this / baseline {wall['this'] / wall['baseline']:.2f} "
                   f"({wall['this']:.0f} s against {wall['baseline']:.0f} s)")
     if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({
-            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "baseline": args.baseline,
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform()}, "runs": records}, indent=1) + "\n")
+        write_raw(out, {"baseline": args.baseline, "runs": records})
         print(f"raw results: {out}")
 
 
