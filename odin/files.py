@@ -14,6 +14,7 @@ import errno
 import json
 import os
 import re
+import shutil
 import socket
 import time
 from collections.abc import Callable
@@ -163,8 +164,6 @@ def _disk_full(error: BaseException, folder: Path) -> bool:
 def drawn_once(kept: Path, out: Path, draw: Callable[[Path], object]) -> Path:
     """`out`, a picture that depends only on what `kept`'s name says: copied from `kept` where it is there,
     else drawn (`draw(out)`) and kept there (a read-only store: drawn again next time)."""
-    import shutil
-
     if kept.is_file():
         shutil.copyfile(kept, out)
         return out
