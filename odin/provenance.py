@@ -11,9 +11,12 @@ installed reads None, and so does the commit outside a git checkout or without g
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import platform
 import subprocess
 from pathlib import Path
+
+from odin import WAIT_VARIABLES
 
 PACKAGES = ("torch", "torchvision", "timm", "numpy", "diffusers", "scikit-learn", "scikit-image", "odin")
 ROOT = Path(__file__).resolve().parent.parent  # the checkout that holds this package (site-packages if installed)
@@ -59,6 +62,8 @@ def provenance(device: str, precision: str) -> dict:
         "torch_threads": torch.get_num_threads(),
         "device": device,
         "precision": precision,
+        # how OpenMP threads wait (odin/__init__.py): it changes the time a run takes, never its numbers
+        "openmp_wait": {name: os.environ.get(name) for name in WAIT_VARIABLES},
         "python": platform.python_version(),
         "platform": platform.platform(),
         "git": git_state(),
