@@ -224,18 +224,38 @@ def test_a_killed_writers_temp_file_is_removed_by_the_next_writer(tmp_path):
 
 
 def test_training_images_are_prepared_once_in_the_store(compose, tmp_path, caplog):
-    """Each image is decoded, acquired and resized once; reruns read the arrays and train on the same numbers."""
+    """Each image is decoded, acquired and resized once, kept with the other images of its unit; reruns read
+    the arrays and train on the same numbers."""
+    import numpy as np
+
     first = run(compose(*SMALL), output_dir=tmp_path / "a")
     arrays = sorted((tmp_path / "store" / "prepared").rglob("*.npy"))
-    assert len(arrays) == first["train_images"]["generated"] == 2 * 3
+    assert len(arrays) == 2  # one per unit: each label's one prompt
+    assert [np.load(a).shape for a in arrays] == [(3, 1, 16, 16)] * 2 and first["train_images"]["generated"] == 2 * 3
     stamps = [p.stat().st_mtime_ns for p in arrays]
     again = run(compose(*SMALL, "train.resume=false"), output_dir=tmp_path / "b")  # trains again, from the arrays
     assert again["history"] == first["history"] and [p.stat().st_mtime_ns for p in arrays] == stamps
     arrays[0].write_bytes(arrays[0].read_bytes()[:40])  # a damaged array is prepared again
     third = run(compose(*SMALL, "train.resume=false"), output_dir=tmp_path / "c")
-    assert third["history"] == first["history"] and f"prepared image {arrays[0]} is damaged" in caplog.text
+    assert third["history"] == first["history"] and f"prepared images {arrays[0]} are damaged" in caplog.text
     bigger = run(compose(*SMALL, "model.input_size=20"), output_dir=tmp_path / "d")  # another size: its own arrays
     assert bigger["training"]["status"] == "trained" and len(list((tmp_path / "store" / "prepared").iterdir())) == 2
+
+
+def test_images_read_one_at_a_time_train_the_same_and_a_damaged_one_is_prepared_again(compose, tmp_path, caplog):
+    """train.preload=false: each image is read alone from its unit's array as training asks for it."""
+    import numpy as np
+
+    first = run(compose(*SMALL), output_dir=tmp_path / "a")
+    array = sorted((tmp_path / "store" / "prepared").rglob("*.npy"))[0]
+    good = np.load(array)
+    damaged = good.copy()
+    damaged[1] = np.nan
+    np.save(array, damaged)
+    lazy = run(compose(*SMALL, "train.preload=false", "train.resume=false"), output_dir=tmp_path / "b")
+    assert lazy["history"] == first["history"] and np.array_equal(np.load(array), good)
+    assert f"prepared images {array} are damaged" in caplog.text
+    assert "256 values are not finite" in caplog.text  # image 1 alone (16 x 16), read as training asked for it
 
 
 # ---- through run.py: damage the unit records' sizes alone cannot see -------------------------------------------
@@ -298,7 +318,7 @@ def test_a_prepared_array_of_nans_is_prepared_again(tmp_path):
     np.save(array, np.full_like(good, np.nan))  # a valid header, NaN data
     done = run_py(tmp_path, *args, "train.resume=false", run="b")
     again = ok(done)
-    assert f"prepared image {array} is damaged" in done.stderr and "not finite" in done.stderr
+    assert f"prepared images {array} are damaged" in done.stderr and "not finite" in done.stderr
     assert again["history"] == first["history"] and np.array_equal(np.load(array), good)
 
 

@@ -222,18 +222,22 @@ def say_why_new(checkpoints: Path, settings: str, key: str, real_images: dict) -
 
 def generated_items(ctx, folder, rows: list[dict], prep) -> list:
     """(image, class index) of generated rows, prepared at the model's input size once and kept in the
-    store (odin/prepared.py); loaded in parallel."""
-    from odin.prepared import prepared_loaders
+    store, one array per store unit (odin/prepared.py); loaded in parallel up front (train.preload), else
+    one image at a time as training asks."""
+    from odin.prepared import image_loaders, prepared_units
     from odin.train import preload
 
     if not rows:
         return []
-    loaders = prepared_loaders(ctx.store.root, folder, rows, ctx.dataset, ctx.config["dataset"], prep,
-                               ctx.dataset.channels)
+    units = prepared_units(ctx.store.root, folder, rows, ctx.dataset, ctx.config["dataset"], prep,
+                           ctx.dataset.channels)
     if ctx.cfg.train.preload:
-        loaders = preload(loaders, ctx.cfg.train.num_workers or os.cpu_count() or 1)
+        images = [x for unit in preload(units, ctx.cfg.train.num_workers or os.cpu_count() or 1, len(rows))
+                  for x in unit]
+    else:
+        images = image_loaders(units)
     index = {label: i for i, label in enumerate(ctx.labels)}
-    return [(x, index[r["label"]]) for x, r in zip(loaders, rows, strict=True)]
+    return [(x, index[r["label"]]) for x, r in zip(images, rows, strict=True)]
 
 
 def _tell(ctx, result, metrics: dict, checkpoint) -> None:
