@@ -225,12 +225,10 @@ def _spline(p: np.ndarray, k: int = 6) -> np.ndarray:
     if len(p) < 3:
         return p
     q = np.vstack([2 * p[0] - p[1], p, 2 * p[-1] - p[-2]])
+    a, b, c, d = q[:-3, None], q[1:-2, None], q[2:-1, None], q[3:, None]  # every span at once: span x t x xy
     t = np.linspace(0, 1, k, endpoint=False)[:, None]
-    spans = [
-        0.5 * (2 * b + (c - a) * t + (2 * a - 5 * b + 4 * c - d) * t**2 + (3 * b - a - 3 * c + d) * t**3)
-        for a, b, c, d in zip(q[:-3], q[1:-2], q[2:-1], q[3:], strict=True)
-    ]
-    return np.vstack([*spans, p[-1:]])
+    spans = 0.5 * (2 * b + (c - a) * t + (2 * a - 5 * b + 4 * c - d) * t**2 + (3 * b - a - 3 * c + d) * t**3)
+    return np.vstack([spans.reshape(-1, p.shape[1]), p[-1:]])
 
 
 def _stroke_path(ctrl: np.ndarray, corners: list[int]) -> np.ndarray:
@@ -273,12 +271,14 @@ def _draw_strokes(draw: ImageDraw.ImageDraw, paths: list[np.ndarray], width: flo
         n = len(path)
         phase, freq = rng.uniform(0, 2 * np.pi), rng.uniform(0.5, 1.5)
         widths = width * (1 + pressure * np.sin(phase + freq * np.pi * np.linspace(0, 1, n)))
+        # plain floats: PIL takes them as they are, and Python's arithmetic on them is quicker than numpy's
+        points, widths = [tuple(p) for p in path.tolist()], widths.tolist()
         for i in range(n):
-            x, y = path[i]
+            x, y = points[i]
             r = max(widths[i] / 2, 0.75)
             draw.ellipse((x - r, y - r, x + r, y + r), fill=255)
             if i + 1 < n:
-                draw.line([tuple(path[i]), tuple(path[i + 1])], fill=255, width=max(1, round(widths[i])))
+                draw.line([points[i], points[i + 1]], fill=255, width=max(1, round(widths[i])))
 
 
 def _affine(rng, p: dict, bbox: tuple[float, float, float, float], canvas: int, extra: float = 0.0):
