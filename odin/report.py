@@ -23,27 +23,46 @@ def pyplot():
 
 def sample_grid(folder: Path, rows: list[dict], labels: list[str], per_class: int, out: Path,
                 title: str = "") -> Path:
-    """One row per class, the first `per_class` images of it, the prompt of the first as a hint."""
+    """One row per class, the first `per_class` images of it, the class name beside the row.
+
+    The tiles are laid into one picture and drawn as one image: a subplot per tile took 2 s for 80 tiles."""
+    import numpy as np
+
     plt = pyplot()
     by_label = {label: [r for r in rows if r["label"] == label][:per_class] for label in labels}
     cols = max(1, max((len(v) for v in by_label.values()), default=1))
-    fig, axes = plt.subplots(len(labels), cols, figsize=(1.3 * cols + 1.5, 1.3 * len(labels) + 0.6), squeeze=False)
-    for ax_row, label in zip(axes, labels, strict=True):
-        for ax, row in zip(ax_row, by_label[label] + [None] * cols, strict=False):
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.axis("off" if row is None else "on")
-            if row is not None:
-                with Image.open(folder / row["file_name"]) as im:
-                    ax.imshow(im.convert("RGB"))
-        ax_row[0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+    tile, pad = _tile_size(folder, rows), 4
+    step = tile + pad
+    mosaic = np.full((len(labels) * step - pad, cols * step - pad, 3), 255, np.uint8)  # white between tiles
+    for i, label in enumerate(labels):
+        for j, row in enumerate(by_label[label]):
+            with Image.open(folder / row["file_name"]) as im:
+                picture = im.convert("RGB")
+            picture.thumbnail((tile, tile))  # a larger image shrinks into its tile, keeping its aspect
+            top, left = i * step + (tile - picture.height) // 2, j * step + (tile - picture.width) // 2
+            mosaic[top:top + picture.height, left:left + picture.width] = np.asarray(picture)
+    fig, ax = plt.subplots(figsize=(1.3 * cols + 1.5, 1.3 * len(labels) + 0.6))
+    ax.imshow(mosaic, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([i * step + tile / 2 for i in range(len(labels))], labels, fontsize=9)
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
     if title:
-        fig.suptitle(title, fontsize=10)
+        ax.set_title(title, fontsize=10)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=80)
     plt.close(fig)
     return out
+
+
+def _tile_size(folder: Path, rows: list[dict], most: int = 256) -> int:
+    """The side of a tile: the first image's larger side, at most `most` pixels."""
+    if not rows:
+        return 1
+    with Image.open(folder / rows[0]["file_name"]) as im:
+        return min(max(im.size), most)
 
 
 def training_curves(history: list[dict], out: Path) -> Path:
