@@ -50,12 +50,26 @@ def checkout(ref: str, work: Path) -> Path:
     return path
 
 
+REFERENCE = ("import time, numpy as np\n"
+             "rng = np.random.default_rng(0); a = rng.random((64, 64)); t = time.perf_counter()\n"
+             "for _ in range(20000): a = np.sort(a * 1.0001, axis=None).reshape(64, 64)\n"
+             "print(time.perf_counter() - t)")
+
+
+def reference_s() -> float:
+    """Seconds of a fixed single-core job (small numpy sorts, like the image work), timed just before a run: the
+    machine's own speed at that moment. A shared host's speed drifts; a run is compared with its baseline
+    only through this and the baseline run beside it."""
+    done = subprocess.run([sys.executable, "-c", REFERENCE], capture_output=True, text=True, check=True)
+    return float(done.stdout)
+
+
 def run_once(code: Path, work: Path, name: str, extra: list[str]) -> dict:
     """`python run.py` of checkout `code` in an empty store: wall and CPU seconds, metrics.json's figures."""
     store, out = work / f"store-{name}", work / f"run-{name}"
     args = [sys.executable, str(code / "run.py"), f"paths.store={store}", f"hydra.run.dir={out}", *extra]
     env = {**os.environ, "ODIN_PROGRESS": "0", "PYTHONPATH": str(code)}  # its own odin, not this checkout's
-    load_before = os.getloadavg()
+    load_before, reference = os.getloadavg(), reference_s()
     started = time.perf_counter()
     job = subprocess.Popen(args, cwd=code, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _, _, usage = os.wait4(job.pid, 0)  # rusage of the command and the worker processes it waited for
@@ -69,7 +83,7 @@ def run_once(code: Path, work: Path, name: str, extra: list[str]) -> dict:
     return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "timing": timing,
             "outside_run_s": wall - timing["total_s"], "log_stages_s": log_stages(out / "run.log"),
             "top1": metrics.get("top1"), "top3": metrics.get("top3"), "images": metrics["images"],
-            "load_before": load_before}
+            "load_before": load_before, "reference_s": reference}
 
 
 # run.log lines that end a stage of task=train: the split where metrics.json's timing names fewer stages
@@ -130,7 +144,8 @@ def main() -> None:
                         write(out, args, {}, records)  # after every run: a bench cut short keeps what it measured
                         top1 = f"top-1 {record['top1']:.2f}%" if record["top1"] is not None else "no top-1"
                         print(f"{condition:6s} {side:8s} {record['wall_s']:6.1f} s wall ({split(record)}); "
-                              f"cpu {record['cpu_s']:.1f} s; {top1}", flush=True)
+                              f"cpu {record['cpu_s']:.1f} s; {top1}; reference {record['reference_s']:.2f} s",
+                              flush=True)
                 finally:
                     if burner:
                         burner.kill()
