@@ -380,11 +380,11 @@ os.replace = _kill_at_rename
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("target", ["/two.json", "/metadata.jsonl", ".png.npy"])
+@pytest.mark.parametrize("target", ["/two.json", "/metadata.jsonl", ".npy"])  # .npy: a unit's prepared array
 def test_a_writer_killed_at_the_rename_leaves_no_temp_file_after_the_rerun(tmp_path, target):
     (tmp_path / "killer").mkdir()
     (tmp_path / "killer" / "sitecustomize.py").write_text(KILLER)
-    args = FORMULATE if target != ".png.npy" else ["experiment=smoke", "logger=none", "labels=[zero,one]",
+    args = FORMULATE if target != ".npy" else ["experiment=smoke", "logger=none", "labels=[zero,one]",
                                                   "prompt.num_prompts=1", "diffusion.images_per_prompt=3"]
     killed = run_py(tmp_path, *args, run="a", env={"PYTHONPATH": str(tmp_path / "killer"),
                                                    "ODIN_TEST_KILL_AT_RENAME": target})
