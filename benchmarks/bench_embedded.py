@@ -6,6 +6,11 @@ each condition:
   quiet   nothing else started (check `uptime` first: other users' work counts as load)
   loaded  a second process burns one core the whole run (`python -c 'while True: pass'`, in a session of
           its own, like another user's job)
+Each run gets a store folder of its own under the checkout's outputs/ (where `python run.py` keeps its
+store), and every store is removed only when the benchmark ends: on ext4, creating files right after
+20,000 others were deleted costs far more kernel time (a formulate run: 23-30 s of workers' system time
+against 2 s), which a user's run does not pay and which made one side's run slower for the other's
+cleanup (BENCHMARKS.md).
 It prints each run's wall time, its stage split (metrics.json `timing`; `outside run()` is the command's
 wall time less `total_s`: interpreter start, imports, Hydra), CPU time (user + sys of the command and its
 workers) and top-1, and per condition the ratio this / baseline of the wall times (the median over
@@ -78,7 +83,6 @@ def run_once(code: Path, work: Path, name: str, extra: list[str]) -> dict:
     if not (out / "metrics.json").exists():
         sys.exit(f"{' '.join(args)} failed:\n{stdout[-2000:]}\n{stderr[-3000:]}")
     metrics = json.loads((out / "metrics.json").read_text())
-    shutil.rmtree(store, ignore_errors=True)
     timing = metrics["timing"]
     return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "timing": timing,
             "outside_run_s": wall - timing["total_s"], "log_stages_s": log_stages(out / "run.log"),
@@ -121,11 +125,13 @@ def main() -> None:
     parser.add_argument("--extra", nargs="*", default=[], help="overrides for every run (both sides)")
     parser.add_argument("--out", default=None, help="raw JSON (default benchmarks/results/bench_embedded.json)")
     parser.add_argument("--toy", action="store_true", help="experiment=smoke against HEAD: a test runs it")
+    parser.add_argument("--work", default=str(ROOT / "outputs"), help="where the runs' stores go (removed at the end)")
     args = parser.parse_args()
     if args.toy:
         args.extra, args.baseline = ["experiment=smoke", *args.extra], "HEAD"
     out = Path(args.out) if args.out else (None if args.toy else ROOT / "benchmarks/results/bench_embedded.json")
-    work = Path(tempfile.mkdtemp(prefix="odin-bench-embedded-"))
+    Path(args.work).mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="bench-embedded-", dir=args.work))
     sides = {"baseline": checkout(args.baseline, work), "this": ROOT}
     records = []
     try:

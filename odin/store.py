@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 import logging
 import os
@@ -285,7 +286,7 @@ class Store:
         bar = progress(None, total=len(todo), desc=f"{what} ({len(units) - len(todo)}/{len(units)} prompts cached)")
         workers = min(self.workers or usable_cores(), len(todo)) if parallel else 1
         if workers > 1:
-            held = self._make_in_workers(folder, todo, make, workers, bar)
+            held = self._make_in_workers(folder, spread_labels(todo), make, workers, bar)
         else:
             held = []
             for unit in todo:
@@ -503,6 +504,17 @@ def _start_worker(store: Store, folder: Folder, make, parent: int) -> None:
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         if os.getppid() != parent:  # the run died before that took effect
             os._exit(1)
+
+
+def spread_labels(units: list[Unit]) -> list[Unit]:
+    """The units with their labels taken in turn, so that workers taking them in order write into different
+    label folders: a file system locks a folder while it creates or renames a file in it, and a second
+    writer in the same folder waits (on Linux, spinning: measured in BENCHMARKS.md). A unit's bytes do not
+    depend on when it is made."""
+    by_label: dict[str, list[Unit]] = {}
+    for unit in units:
+        by_label.setdefault(unit.slug, []).append(unit)
+    return [unit for turn in itertools.zip_longest(*by_label.values()) for unit in turn if unit is not None]
 
 
 def _make_unit(unit: Unit) -> tuple[bool, int, int]:

@@ -41,7 +41,7 @@ EXTRA = {
     "bench_folder_gap.py": lambda tmp: ["--cases", "bright8", "--posts", "none", "--no-digits",
                                         "--out", str(tmp / "folder_gap.json"), "--work", str(tmp / "work")],
     "bench_ssim.py": lambda tmp: ["--out", str(tmp / "bench_ssim.json")],
-    "bench_embedded.py": lambda tmp: ["--out", str(tmp / "bench_embedded.json")],
+    "bench_embedded.py": lambda tmp: ["--out", str(tmp / "bench_embedded.json"), "--work", str(tmp / "work")],
 }
 SLOW = {"bench_embedded.py", "bench_filter_run.py", "bench_folder_gap.py", "bench_generate.py", "bench_localize.py",
         "bench_rerun.py", "bench_seeds.py", "bench_tests.py", "embedded.py"}

@@ -15,7 +15,7 @@ from backends import SeedSquares
 
 from odin.errors import UserError
 from odin.prompts import LabelPrompts
-from odin.store import Store
+from odin.store import Store, Unit, spread_labels
 
 PROMPTS = {label: LabelPrompts(label, [f"{label} {i}" for i in range(5)] + [f"{label} 0"])  # a repeated text too
            for label in ["one", "two", "three"]}
@@ -96,7 +96,7 @@ import sys
 sys.path.insert(0, {tests!r})
 from backends import SeedSquares
 from odin.prompts import LabelPrompts
-from odin.store import Store
+from odin.store import Store, Unit, spread_labels
 class ParallelSquares(SeedSquares):
     parallel = True
 prompts = {{l: LabelPrompts(l, [f"{{l}} {{i}}" for i in range(6)]) for l in ["one", "two"]}}
@@ -156,3 +156,13 @@ def test_a_killed_run_takes_its_workers_along_and_resumes(tmp_path):
     assert len(files) == 60 and not list(tmp_path.glob("images/*/*/.*.tmp"))
     rows = (next(tmp_path.glob("images/[!.]*")) / "metadata.jsonl").read_text().splitlines()
     assert len(rows) == len({json.loads(r)["file_name"] for r in rows}) == 60
+
+
+def test_workers_take_the_labels_in_turn():
+    """Consecutive units are of different labels (two workers write into different folders), every unit once;
+    a label with more units than the others ends the order."""
+    units = [Unit(label, f"{label} {i}", 0, [i]) for label, n in (("one", 3), ("two", 1), ("three", 2))
+             for i in range(n)]
+    order = spread_labels(units)
+    assert [u.prompt for u in order] == ["one 0", "two 0", "three 0", "one 1", "three 1", "one 2"]
+    assert sorted(order, key=units.index) == units
