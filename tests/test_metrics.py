@@ -2,6 +2,9 @@
 
 import itertools
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -189,3 +192,18 @@ def test_load_images_resizes_and_feeds_both_metrics(tmp_path):
     assert pairwise_ssim(gray).shape == (3,)  # uint8: data_range 255 from the dtype
     with pytest.raises(ValueError, match="differ in size"):
         load_images(paths)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_first_ssim_of_a_process_runs_on_torchs_thread_count_and_leaves_it(threads):
+    """numba's OpenMP layer starts with the first SSIM and resets the process's OpenMP thread count: a fresh
+    process asks for `threads`, and both numba and torch still have that count after the call."""
+    code = ("import sys, numba, torch\n"
+            f"torch.set_num_threads({threads})\n"
+            "from odin.metrics.ssim import pairwise_ssim\n"
+            "pairwise_ssim(torch.rand(4, 1, 16, 16, dtype=torch.float64), 1.0)\n"
+            "print(numba.get_num_threads(), torch.get_num_threads())\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "NUMBA_NUM_THREADS": "2"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(threads), str(threads)]

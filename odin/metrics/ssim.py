@@ -77,7 +77,8 @@ def resolve_data_range(images: torch.Tensor, data_range: float | None) -> float:
 
 
 class ImageStats:
-    """What SSIM needs of each image alone, computed once: its local means and variances."""
+    """What SSIM needs of each image alone, its local means and variances: computed once here for the torch
+    backend; the numba loop computes them band by band as the pairs need them (odin/metrics/ssim_cpu.py)."""
 
     def __init__(self, images: torch.Tensor, taps: torch.Tensor, win_size: int, data_range: float,
                  use_sample_covariance: bool, backend: str):
@@ -86,15 +87,10 @@ class ImageStats:
         self.c1, self.c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
         self.images, self.taps, self.backend = images, taps.to(images), backend
         self.running = bool((taps == taps[0]).all()) and images.dtype == torch.float64
-        maps = (*images.shape[:2], images.shape[2] - win_size + 1, images.shape[3] - win_size + 1)
-        if backend == "numba":  # the same maps in one fused pass, filtered in float64
-            from odin.metrics.ssim_cpu import image_stats, use_torch_threads
+        if backend == "numba":  # the maps band by band, where the pairs use them (odin/metrics/ssim_cpu.py)
+            from odin.metrics.ssim_cpu import use_torch_threads
 
             use_torch_threads()
-            # numpy's allocations, not torch's: torch maps fresh pages for every large tensor, and faulting
-            # them in cost a tenth of all the time at 64 px
-            self.mean, self.b = (torch.from_numpy(np.empty(maps, dtype=images.numpy().dtype)) for _ in range(2))
-            image_stats(images.numpy(), taps.numpy(), self.c2, self.cov_norm, self.mean.numpy(), self.b.numpy())
             return
         # In float64 whatever the pairs' dtype: E[x^2] - E[x]^2 cancels digits, and this is only O(N).
         x, taps64 = images.double(), taps.to(images.device)
@@ -113,12 +109,12 @@ class ImageStats:
         from odin.metrics.ssim_cpu import band_rows, pair_ssim
 
         x = self.images.numpy()
-        dtype = x.dtype.type  # constants in the images' precision: no float64 promotion
         used = len(torch.unique(torch.cat([i, j])))
-        band = band_rows(used, x.shape[-1], len(self.taps), x.itemsize, self.mean.shape[-2])
+        k = len(self.taps)
+        band = band_rows(used, x.shape[-1], k, x.itemsize, x.shape[-2] - k + 1)
         out = np.empty(len(i), dtype=np.float64)
-        pair_ssim(x, self.mean.numpy(), self.b.numpy(), i.numpy(), j.numpy(), self.taps.numpy(),
-                  dtype(self.c1), dtype(self.c2), dtype(2 * self.cov_norm), band, self.running, out)
+        pair_ssim(x, i.numpy(), j.numpy(), self.taps.numpy(), self.c1, self.c2, self.cov_norm, band, self.running,
+                  out)
         return torch.from_numpy(out)
 
     def _ssim_torch(self, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""The per-pair part of SSIM as one fused loop for CPUs (numba), used by odin.metrics.ssim.
+"""SSIM of many pairs as fused loops for CPUs (numba), used by odin.metrics.ssim.
 
 On a CPU, torch runs each elementwise step of the SSIM formula as its own pass over memory (about 20
 per pair); this loop does the product, the window filter and the formula row by row, in cache,
@@ -14,6 +14,10 @@ formula, two pixels per division.
 Cache: the images are cut into bands of rows, and every pair is scored on one band (of one channel)
 before the next, so each image's band is read from RAM once and then reused from cache by all its
 pairs; pairs go in row-major order, so one image stays in the nearest cache across consecutive pairs.
+Each image's local means and variances are computed band by band too, just before the pairs use them,
+into one band-sized buffer: whole maps (136 MB for 60 RGB images of 224 px) were fresh memory on every
+call, and faulting it in took from a tenth to as long as scoring all pairs, depending on the state of
+the machine's memory.
 """
 
 from __future__ import annotations
@@ -23,10 +27,19 @@ import numpy as np
 
 
 def use_torch_threads() -> None:
-    """numba uses as many threads as torch (OMP_NUM_THREADS, torch.set_num_threads): one knob for both."""
+    """numba uses as many threads as torch (OMP_NUM_THREADS, torch.set_num_threads): one knob for both.
+
+    numba's OpenMP layer starts on its first call and then sets the process's OpenMP thread count, torch's
+    included, to its own maximum: torch's count is read before and given back after, so the first SSIM
+    of a process runs on the threads asked for, and training after it keeps its own count."""
     import torch
 
-    numba.set_num_threads(max(1, min(numba.config.NUMBA_NUM_THREADS, torch.get_num_threads())))
+    wanted = torch.get_num_threads()
+    count = max(1, min(numba.config.NUMBA_NUM_THREADS, wanted))
+    numba.set_num_threads(count)  # starts the layer (once a process)
+    if torch.get_num_threads() != wanted:
+        torch.set_num_threads(wanted)
+        numba.set_num_threads(count)
 
 
 CACHE_BUDGET = 12 << 20  # bytes of every image's band together: about what a last-level cache holds
@@ -46,57 +59,67 @@ def pair_chunks(n_pairs: int, threads: int) -> np.ndarray:
     return np.linspace(0, n_pairs, count + 1).astype(np.int64)
 
 
-def pair_ssim(x, mean, b, first, second, taps, c1, c2, two_cov_norm, band, running, out) -> None:
-    """out[p] = SSIM of images first[p] and second[p]; the chunks go to threads dynamically, one at a time."""
+def pair_ssim(x, first, second, taps, c1, c2, cov_norm, band, running, out) -> None:
+    """out[p] = SSIM of images first[p] and second[p] (x [N, C, H, W]), band by band: each band's statistics
+    of the images the pairs use, then the pairs on it; the chunks of pairs go to threads dynamically."""
+    channels, height, width = x.shape[1:]
+    k = len(taps)
+    out_h = height - k + 1
+    used = np.unique(np.concatenate([first, second]))
+    mean, b = (np.empty((x.shape[0], band, width - k + 1), x.dtype) for _ in range(2))
+    sums = np.zeros(len(first))
+    chunks = pair_chunks(len(first), numba.get_num_threads())
+    dtype = x.dtype.type  # constants in the images' precision: no float64 promotion in the loop
     with numba.parallel_chunksize(1):
-        _pair_ssim(x, mean, b, first, second, pair_chunks(len(first), numba.get_num_threads()), taps, c1, c2,
-                   two_cov_norm, band, running, out)
+        for c in range(channels):
+            for top in range(0, out_h, band):
+                rows = min(band, out_h - top)
+                band_stats(x, used, c, top, rows, taps, c2, cov_norm, mean, b)
+                _pair_band(x, c, top, rows, mean, b, first, second, chunks, taps, dtype(c1), dtype(c2),
+                           dtype(2 * cov_norm), running, sums)
+    out[:] = sums / (channels * out_h * (width - k + 1))
 
 
 @numba.njit(parallel=True, fastmath=True, error_model="numpy", cache=True)
-def _pair_ssim(x, mean, b, first, second, chunks, taps, c1, c2, two_cov_norm, band, running, out):  # pragma: no cover
-    """x [N, C, H, W]; mean, b [N, C, H', W'] (valid maps); pairs chunks[q] .. chunks[q+1]-1 form chunk q,
-    handed to a thread as a whole, in each band.
+def _pair_band(x, c, band_top, rows, mean, b, first, second, chunks, taps, c1, c2, two_cov_norm, running,
+               sums):  # pragma: no cover
+    """Adds to sums[p] the SSIM map's sum over output rows band_top .. band_top+rows-1 of channel c for pair p;
+    mean, b [N, >= rows, W']: the band's statistics (row r of the band at r). Pairs chunks[q] .. chunks[q+1]-1
+    form chunk q, handed to a thread as a whole.
 
     `running`: the taps are equal (the uniform window) and x is float64, so the vertical filter can be a
     sliding sum (its rounding drift over a few hundred rows is ~1e-14 in float64; float32 would drift)
     and the taps' common value is applied once per pixel.
     """
-    channels, height, width = x.shape[1], x.shape[2], x.shape[3]
+    width = x.shape[3]
     k = taps.shape[0]
-    out_h, out_w = height - k + 1, width - k + 1
+    out_w = width - k + 1
     scale = taps[0] * taps[0] if running else taps[0] / taps[0]
     weights = np.ones(k, x.dtype) if running else taps
     paired = x.itemsize == 8  # float64: two pixels share a division (see _row_sum)
-    sums = np.zeros(first.shape[0], np.float64)
-    for c in range(channels):
-        for band_top in range(0, out_h, band):  # the band of every image stays in cache while all pairs use it
-            for q in numba.prange(chunks.shape[0] - 1):
-                ring = np.empty((k, width), x.dtype)  # the window's k product rows; row t sits in slot t % k
-                vertical = np.empty(width, x.dtype)
-                e_xy = np.empty(out_w, x.dtype)
-                for p in range(chunks[q], chunks[q + 1]):
-                    i, j = first[p], second[p]
-                    for t in range(k - 1):
-                        _product(x[i, c, band_top + t], x[j, c, band_top + t], ring[t])
-                    total = 0.0
-                    for r in range(min(band, out_h - band_top)):
-                        new, slot = band_top + r + k - 1, ring[(r + k - 1) % k]  # the slot of the row leaving
-                        if running and r > 0:
-                            _slide(x[i, c, new], x[j, c, new], slot, vertical)
-                        else:
-                            _product(x[i, c, new], x[j, c, new], slot)
-                            _weighted_rows(ring, r, weights, vertical)
-                        if running and k == 7:
-                            _sum7(vertical, e_xy)
-                        else:
-                            _filter_row(vertical, weights, e_xy)
-                        row = band_top + r
-                        total += _row_sum(e_xy, mean[i, c, row], mean[j, c, row], b[i, c, row], b[j, c, row],
-                                          scale, c1, c2, two_cov_norm, paired)
-                    sums[p] += total  # each pair belongs to one chunk: no two threads add to the same sum
-    for p in range(first.shape[0]):
-        out[p] = sums[p] / (channels * out_h * out_w)
+    for q in numba.prange(chunks.shape[0] - 1):
+        ring = np.empty((k, width), x.dtype)  # the window's k product rows; row t sits in slot t % k
+        vertical = np.empty(width, x.dtype)
+        e_xy = np.empty(out_w, x.dtype)
+        for p in range(chunks[q], chunks[q + 1]):
+            i, j = first[p], second[p]
+            for t in range(k - 1):
+                _product(x[i, c, band_top + t], x[j, c, band_top + t], ring[t])
+            total = 0.0
+            for r in range(rows):
+                new, slot = band_top + r + k - 1, ring[(r + k - 1) % k]  # the slot of the row leaving
+                if running and r > 0:
+                    _slide(x[i, c, new], x[j, c, new], slot, vertical)
+                else:
+                    _product(x[i, c, new], x[j, c, new], slot)
+                    _weighted_rows(ring, r, weights, vertical)
+                if running and k == 7:
+                    _sum7(vertical, e_xy)
+                else:
+                    _filter_row(vertical, weights, e_xy)
+                total += _row_sum(e_xy, mean[i, r], mean[j, r], b[i, r], b[j, r], scale, c1, c2, two_cov_norm,
+                                  paired)
+            sums[p] += total  # each pair belongs to one chunk: no two threads add to the same sum
 
 
 _inline = numba.njit(fastmath=True, error_model="numpy", inline="always")
@@ -176,30 +199,31 @@ def _terms(e_xy, mi, mj, bi, bj, w, scale, c1, c2, two_cov_norm):  # pragma: no 
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
-def image_stats(x, taps, c2, cov_norm, mean, b):  # pragma: no cover - compiled
-    """Each image's maps [N, C, H', W'] in one pass: local mean and b = variance + c2/2 (B2 = b_i + b_j).
+def band_stats(x, images, c, band_top, rows, taps, c2, cov_norm, mean, b):  # pragma: no cover - compiled
+    """For each image n of `images`, channel c: mean[n, r] = the local mean of output row band_top + r and
+    b[n, r] = its variance + c2/2 (B2 = b_i + b_j), for r < rows.
 
     Filtered in float64 whatever x's dtype: E[x^2] - E[x]^2 cancels digits.
     """
-    height, width = x.shape[2], x.shape[3]
+    width = x.shape[3]
     k = taps.shape[0]
-    out_h, out_w = height - k + 1, width - k + 1
-    for n in numba.prange(x.shape[0] * x.shape[1]):
-        image, c = n // x.shape[1], n % x.shape[1]
+    out_w = width - k + 1
+    for q in numba.prange(images.shape[0]):
+        image = images[q]
         row, squares = np.empty(width), np.empty(width)
-        across, across_sq = np.empty((height, out_w)), np.empty((height, out_w))
+        across, across_sq = np.empty((rows + k - 1, out_w)), np.empty((rows + k - 1, out_w))
         m, sq = np.empty(out_w), np.empty(out_w)
-        for r in range(height):
-            source = x[image, c, r]
+        for r in range(rows + k - 1):
+            source = x[image, c, band_top + r]
             for w in range(width):
                 row[w] = source[w]
                 squares[w] = row[w] * row[w]
             _filter_row(row, taps, across[r])
             _filter_row(squares, taps, across_sq[r])
-        for r in range(out_h):
+        for r in range(rows):
             _filter_rows(across, r, taps, m)
             _filter_rows(across_sq, r, taps, sq)
-            mean_row, b_row = mean[image, c, r], b[image, c, r]
+            mean_row, b_row = mean[image, r], b[image, r]
             for w in range(out_w):
                 mean_row[w] = m[w]
                 b_row[w] = cov_norm * (sq[w] - m[w] * m[w]) + c2 / 2
