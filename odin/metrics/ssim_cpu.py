@@ -16,8 +16,8 @@ before the next, so each image's band is read from RAM once and then reused from
 pairs; pairs go in row-major order, so one image stays in the nearest cache across consecutive pairs.
 Each image's local means and variances are computed band by band too, just before the pairs use them,
 into one band-sized buffer: whole maps (136 MB for 60 RGB images of 224 px) were fresh memory on every
-call, and faulting it in took from a tenth to as long as scoring all pairs, depending on the state of
-the machine's memory.
+call, and computing them took from a tenth of the pairs' time to more than all of it, depending on what
+the process had allocated before (BENCHMARKS.md).
 """
 
 from __future__ import annotations
