@@ -106,15 +106,11 @@ class ImageStats:
         return self._ssim_numba(i, j) if self.backend == "numba" else self._ssim_torch(i, j)
 
     def _ssim_numba(self, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
-        from odin.metrics.ssim_cpu import band_rows, pair_ssim
+        from odin.metrics.ssim_cpu import pair_ssim
 
-        x = self.images.numpy()
-        used = len(torch.unique(torch.cat([i, j])))
-        k = len(self.taps)
-        band = band_rows(used, x.shape[-1], k, x.itemsize, x.shape[-2] - k + 1)
         out = np.empty(len(i), dtype=np.float64)
-        pair_ssim(x, i.numpy(), j.numpy(), self.taps.numpy(), self.c1, self.c2, self.cov_norm, band, self.running,
-                  out)
+        pair_ssim(self.images.numpy(), i.numpy(), j.numpy(), self.taps.numpy(), self.c1, self.c2, self.cov_norm,
+                  self.running, out)
         return torch.from_numpy(out)
 
     def _ssim_torch(self, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:

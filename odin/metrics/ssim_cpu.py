@@ -59,13 +59,14 @@ def pair_chunks(n_pairs: int, threads: int) -> np.ndarray:
     return np.linspace(0, n_pairs, count + 1).astype(np.int64)
 
 
-def pair_ssim(x, first, second, taps, c1, c2, cov_norm, band, running, out) -> None:
+def pair_ssim(x, first, second, taps, c1, c2, cov_norm, running, out) -> None:
     """out[p] = SSIM of images first[p] and second[p] (x [N, C, H, W]), band by band: each band's statistics
     of the images the pairs use, then the pairs on it; the chunks of pairs go to threads dynamically."""
     channels, height, width = x.shape[1:]
     k = len(taps)
     out_h = height - k + 1
     used = np.unique(np.concatenate([first, second]))
+    band = band_rows(len(used), width, k, x.itemsize, out_h)
     mean, b = (np.empty((x.shape[0], band, width - k + 1), x.dtype) for _ in range(2))
     sums = np.zeros(len(first))
     chunks = pair_chunks(len(first), numba.get_num_threads())
